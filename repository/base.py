@@ -1,0 +1,305 @@
+"""The ``Repository`` base class: locate and open are abstract; resolve and prepare are concrete."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from repository.cache import MANIFEST_NAME, cache_root, path_segment, repository_key
+from repository.errors import MetadataError, RepositoryError
+from repository.extract import ExtractionLimits
+from repository.install import (
+    InstalledItem,
+    install_error,
+    install_item,
+    publish,
+    read_manifest,
+    remove_tree,
+    work_directory,
+    write_manifest,
+)
+from repository.manifest import Manifest
+from repository.metadata import Artifact, Item, Metadata, check_relative_name
+from repository.mrl import MRL
+from repository.version import Version, VersionRange
+
+__all__ = ["ProgressCallback", "Repository"]
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called as ``progress(bytes_done, bytes_total)`` while items are read; the total may be None."""
+
+
+class Repository(abc.ABC):
+    """A place that serves artifacts by MRL, version and properties.
+
+    Subclasses say how to find metadata (:meth:`locate`, :meth:`get_resources`) and how to read
+    an item's raw bytes (:meth:`_open_item`); resolving, preparing into the cache and reading
+    prepared files are common to all of them.
+    """
+
+    #: True when items are fetched (and so prepared into the cache) rather than used in place.
+    is_remote: bool = False
+
+    def __init__(
+        self,
+        name: str,
+        base_uri: str,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        extraction_limits: ExtractionLimits | None = None,
+    ) -> None:
+        self.name = name
+        self.base_uri = base_uri
+        self._cache_root = cache_root(cache_dir)
+        self.extraction_limits = extraction_limits or ExtractionLimits()
+
+    @staticmethod
+    def new_instance(
+        name: str,
+        location: str | os.PathLike[str],
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> Repository:
+        """Create the repository for a path or URL, chosen by its scheme.
+
+        :raises UnsupportedSchemeError: when no factory serves the scheme.
+        """
+        from repository.registry import new_repository
+
+        return new_repository(name, location, cache_dir=cache_dir)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.base_uri}>"
+
+    # -- what subclasses provide -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def locate(self, mrl: MRL) -> Metadata | None:
+        """The metadata of ``mrl``, or None when this repository does not serve it.
+
+        :raises MetadataError: when the metadata exists but is broken.
+        """
+
+    @abc.abstractmethod
+    def get_resources(self) -> list[MRL]:
+        """Every MRL this repository serves."""
+
+    @abc.abstractmethod
+    def _open_item(self, item: Item) -> contextlib.AbstractContextManager[BinaryIO]:
+        """Open the raw bytes of an item for one sequential read.
+
+        :raises DownloadError: when they cannot be read.
+        """
+
+    def _local_item_file(self, item: Item) -> Path | None:
+        """The item's raw bytes as a local file, when they are one (lets zips skip a spool)."""
+        return None
+
+    def _item_fingerprint(self, item: Item) -> dict[str, Any]:
+        """What identifies an item's content; a prepared artifact is reused while it is the same."""
+        return {"uri": item.uri, "size": item.size, **item.hashes}
+
+    # -- cache paths -------------------------------------------------------------------------
+
+    @property
+    def cache_directory(self) -> Path:
+        """This repository's own folder in the cache."""
+        return self._cache_root / "repos" / repository_key(self.base_uri)
+
+    @property
+    def cache_root(self) -> Path:
+        """The root of the cache this repository writes to."""
+        return self._cache_root
+
+    @cache_root.setter
+    def cache_root(self, path: Path) -> None:
+        self._cache_root = path
+
+    def get_resource_directory(self, artifact: Artifact) -> Path:
+        """Where ``artifact`` is (or will be) prepared: ``<mrl path>/<version>/<name>/``.
+
+        :raises MetadataError: when the version or name cannot be a folder name.
+        """
+        metadata = artifact.metadata
+        try:
+            version = path_segment(artifact.version)
+            name = path_segment(artifact.name)
+        except ValueError as exc:
+            raise MetadataError(
+                f"{metadata.source}: artifact {artifact.name!r}@{artifact.version}: {exc}",
+                source=metadata.source,
+            ) from None
+        twins = [
+            other
+            for other in metadata.artifacts
+            if other.version == artifact.version and other.name == artifact.name
+        ]
+        if len(twins) > 1:
+            # Same version and name but other properties: keep each variant in its own folder.
+            name = f"{name}-{twins.index(artifact)}"
+        return self.cache_directory / "artifacts" / metadata.mrl.path / version / name
+
+    # -- resolve -----------------------------------------------------------------------------
+
+    def resolve(
+        self,
+        mrl: MRL,
+        version: str | VersionRange | None = None,
+        filter: Mapping[str, str] | None = None,
+    ) -> Artifact | None:
+        """The highest version of ``mrl`` inside ``version`` whose properties contain ``filter``.
+
+        ``version`` is a version range (``"[1.0,2.0)"``), a bare version (an exact match) or
+        None for any version. On equal versions the first artifact in file order wins. An
+        artifact without a version matches only when ``version`` is None, and loses to any
+        versioned one.
+
+        :raises InvalidVersionError: when ``version`` does not parse.
+        """
+        range_ = version if isinstance(version, VersionRange) else VersionRange.parse(version)
+        metadata = self.locate(mrl)
+        if metadata is None:
+            return None
+        wanted = dict(filter or {})
+        best: Artifact | None = None
+        best_version: Version | None = None
+        for artifact in metadata.artifacts:
+            candidate = artifact.parsed_version
+            if candidate is None:
+                if version is not None:
+                    continue
+            elif not range_.contains(candidate):
+                continue
+            if not artifact.has_properties(wanted):
+                continue
+            if best is None or (
+                candidate is not None and (best_version is None or candidate > best_version)
+            ):
+                best, best_version = artifact, candidate
+        return best
+
+    # -- prepare -----------------------------------------------------------------------------
+
+    def is_prepared(self, artifact: Artifact) -> bool:
+        """True when the artifact's resource directory is complete for its current items."""
+        manifest = read_manifest(self.get_resource_directory(artifact))
+        return manifest is not None and manifest.sources == self._fingerprints(artifact)
+
+    def _fingerprints(self, artifact: Artifact) -> dict[str, dict[str, Any]]:
+        return {key: self._item_fingerprint(item) for key, item in artifact.files.items()}
+
+    def prepare(self, artifact: Artifact, progress: ProgressCallback | None = None) -> None:
+        """Fetch, verify and install an artifact's items into its resource directory.
+
+        A prepared artifact costs one small read of its manifest and nothing else. Otherwise
+        every item is read once, hashed on the way, and installed into a work directory beside
+        the target, which is renamed into place only when everything verified.
+
+        :raises ChecksumMismatchError: when an item's bytes do not match its declared hash.
+        :raises DownloadError: when an item cannot be read.
+        :raises ExtractionError: when an archive is corrupt, unsupported or unsafe.
+        :raises InstallError: when the cache cannot be written.
+        """
+        target = self.get_resource_directory(artifact)
+        if self.is_prepared(artifact):
+            return
+        sources = self._fingerprints(artifact)
+        work: Path | None = None
+        try:
+            work = work_directory(target)
+            items = self._install_items(artifact, work, progress)
+            manifest = Manifest(
+                repository=self.base_uri,
+                mrl=str(artifact.metadata.mrl),
+                version=artifact.version,
+                name=artifact.name,
+                sources=sources,
+            )
+            write_manifest(work, manifest, items)
+            publish(work, target, accept_existing=lambda: self.is_prepared(artifact))
+            logger.info("Prepared %s@%s in %s", artifact.metadata.mrl, artifact.version, target)
+        except OSError as exc:
+            raise install_error(exc, work or target) from exc
+        finally:
+            if work is not None:
+                remove_tree(work)
+
+    def _install_items(
+        self, artifact: Artifact, work: Path, progress: ProgressCallback | None
+    ) -> list[InstalledItem]:
+        """Install every item of ``artifact`` into ``work``, one after another."""
+        on_bytes = _progress_counter(artifact, progress)
+        return [self._install_one(item, work, on_bytes) for item in artifact.files.values()]
+
+    def _install_one(
+        self, item: Item, work: Path, on_bytes: Callable[[int], None] | None
+    ) -> InstalledItem:
+        source = item.uri or item.key
+        with self._open_item(item) as stream:
+            return install_item(
+                stream,
+                item,
+                work,
+                source=source,
+                limits=self.extraction_limits,
+                local_file=self._local_item_file(item),
+                on_bytes=on_bytes,
+            )
+
+    # -- reading prepared files --------------------------------------------------------------
+
+    def get_file(self, item: Item, path: str = "") -> Path:
+        """The path of an item, or of ``path`` inside a directory item, once prepared.
+
+        :raises ValueError: when ``path`` would leave the item's directory.
+        """
+        directory = self.get_resource_directory(item.artifact)
+        name = item.effective_name
+        if item.effective_type != "dir":
+            return directory / name
+        base = directory / name if name else directory
+        return base / check_relative_name(path.strip("/")) if path.strip("/") else base
+
+    def open_stream(self, item: Item, path: str = "") -> BinaryIO:
+        """Open a prepared file of an item for reading.
+
+        :raises RepositoryError: when the file does not exist (the artifact is not prepared).
+        """
+        file = self.get_file(item, path)
+        try:
+            return file.open("rb")
+        except OSError as exc:
+            raise RepositoryError(f"Cannot open {file}: {exc.strerror}") from exc
+
+    def list_directory(self, item: Item, path: str = "") -> list[str]:
+        """The sorted names in a prepared directory of an item (the manifest excluded)."""
+        directory = self.get_file(item, path)
+        try:
+            names = os.listdir(directory)
+        except OSError as exc:
+            raise RepositoryError(f"Cannot list {directory}: {exc.strerror}") from exc
+        return sorted(name for name in names if name != MANIFEST_NAME)
+
+
+def _progress_counter(
+    artifact: Artifact, progress: ProgressCallback | None
+) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    sizes = [item.size for item in artifact.files.values()]
+    total = sum(s for s in sizes if s is not None) if all(s and s > 0 for s in sizes) else None
+    done = 0
+
+    def on_bytes(count: int) -> None:
+        nonlocal done
+        done += count
+        progress(done, total)
+
+    return on_bytes
