@@ -70,6 +70,8 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 """Size of the reads and writes of member content."""
+_TAR_BUFFER = 64 << 10
+"""Read-ahead of tarfile's stream: small enough that errors name the member being read."""
 _IN_CHUNK = 64 << 10
 """Size of the reads of compressed input."""
 _ZSTD_FEED = 1 << 10
@@ -823,7 +825,7 @@ def extract_tar(
         with tarfile.open(
             fileobj=cast("tarfile._Fileobj", source),
             mode="r|",
-            bufsize=_CHUNK,
+            bufsize=_TAR_BUFFER,
             tarinfo=_tarinfo_class(job, ending),
             encoding="utf-8",
             errors="surrogateescape",

@@ -131,6 +131,8 @@ def reg(name: str, data: bytes = b"", mode: int = 0o644) -> Member:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = mode
+    if "\x00" in name:  # a ustar name stops at NUL: carry the whole name in a pax header
+        info.pax_headers = {"path": name}
     return info, data
 
 
@@ -263,7 +265,9 @@ _END = struct.Struct("<4sHHHHIIH")
 
 def raw_local(name: bytes, data: bytes, flags: int = 0) -> bytes:
     crc = zlib.crc32(data)
-    header = _LOCAL.pack(b"PK\x03\x04", 20, flags, 0, 0, 0x21, crc, len(data), len(data), len(name), 0)
+    header = _LOCAL.pack(
+        b"PK\x03\x04", 20, flags, 0, 0, 0x21, crc, len(data), len(data), len(name), 0
+    )
     return header + name + data
 
 
@@ -273,8 +277,23 @@ def raw_zip(entries: list[tuple[bytes, bytes, int]], body: bytes, flags: int = 0
     for name, data, offset in entries:
         central += (
             _CENTRAL.pack(
-                b"PK\x01\x02", 20, 20, flags, 0, 0, 0x21, zlib.crc32(data), len(data), len(data),
-                len(name), 0, 0, 0, 0, 0, offset,
+                b"PK\x01\x02",
+                20,
+                20,
+                flags,
+                0,
+                0,
+                0x21,
+                zlib.crc32(data),
+                len(data),
+                len(data),
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
             )
             + name
         )
@@ -466,7 +485,9 @@ def test_tzst_with_several_frames(sandbox: Sandbox) -> None:
 
 
 def test_tar_into_a_destination_shared_with_other_items(sandbox: Sandbox) -> None:
-    run_tar(tar_archive({"first/x.txt": b"1", "shared.txt": b"old"}), ArchiveFormat.TAR, sandbox.dest)
+    run_tar(
+        tar_archive({"first/x.txt": b"1", "shared.txt": b"old"}), ArchiveFormat.TAR, sandbox.dest
+    )
     files = run_tar(
         tar_archive({"second/y.txt": b"2", "shared.txt": b"new"}), ArchiveFormat.TAR, sandbox.dest
     )
@@ -595,7 +616,12 @@ def test_tar_refuses_an_empty_file_name(sandbox: Sandbox) -> None:
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_zip_refuses_bad_names(sandbox: Sandbox, name: str) -> None:
-    archive = zip_archive([(zipfile.ZipInfo(name), b"evil")])
+    # zipfile cuts names at NUL when writing: write "a_b" and patch in the NUL byte.
+    archive = zip_archive([(zipfile.ZipInfo(name.replace("\x00", "_")), b"evil")])
+    if "\x00" in name:
+        written = name.replace("\x00", "_").encode()
+        assert archive.count(written) == 2
+        archive = archive.replace(written, name.encode())
     with pytest.raises(UnsafeArchiveError) as excinfo:
         run_zip(archive, sandbox.dest)
     check_refusal(excinfo, sandbox, name)
@@ -605,7 +631,9 @@ def test_zip_refuses_bad_names(sandbox: Sandbox, name: str) -> None:
 # == refusals: links =======================================================================
 
 
-@pytest.mark.parametrize("target", ["../evil", "../", "a/../../evil", "/etc/passwd", "..\\evil", ""])
+@pytest.mark.parametrize(
+    "target", ["../evil", "../", "a/../../evil", "/etc/passwd", "..\\evil", ""]
+)
 def test_tar_refuses_symlinks_leaving_the_destination(sandbox: Sandbox, target: str) -> None:
     archive = tar_archive([symlink("link", target), reg("link/evil", b"x")])
     with pytest.raises(UnsafeArchiveError) as excinfo:
@@ -657,7 +685,9 @@ def test_tar_refuses_bad_hard_links(sandbox: Sandbox, members: list[Member], mem
 
 
 @pytest.mark.parametrize(
-    "kind", [tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE, b"V"], ids=["chr", "blk", "fifo", "volume"]
+    "kind",
+    [tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE, b"V"],
+    ids=["chr", "blk", "fifo", "volume"],
 )
 def test_tar_refuses_special_members(sandbox: Sandbox, kind: bytes) -> None:
     with pytest.raises(UnsafeArchiveError) as excinfo:
@@ -766,7 +796,7 @@ def test_zip_refuses_a_local_header_that_disagrees_with_the_central_directory(
         with pytest.raises(UnsafeArchiveError) as excinfo:
             run(bytes(archive), sandbox.dest / "out")
         check_refusal(excinfo, sandbox, "b.txt")
-    assert tree(sandbox.dest) == {}
+    assert sandbox.written() == 0
 
 
 @pytest.mark.parametrize(
@@ -865,8 +895,8 @@ def test_tar_hard_links_count_towards_the_size_limit(sandbox: Sandbox) -> None:
     members = [reg("big.bin", bytes(4 * MiB))] + [hardlink(f"h{i}", "big.bin") for i in range(50)]
     with pytest.raises(UnsafeArchiveError, match="max_total_size") as excinfo:
         run_tar(tar_archive(members, ArchiveFormat.TGZ), ArchiveFormat.TGZ, sandbox.dest, SMALL)
-    check_refusal(excinfo, sandbox, "h2")
-    assert sorted(p.name for p in sandbox.dest.iterdir()) == ["big.bin", "h0", "h1"]
+    check_refusal(excinfo, sandbox, "h1")
+    assert sorted(p.name for p in sandbox.dest.iterdir()) == ["big.bin", "h0"]
 
 
 @pytest.mark.parametrize("fmt", [ArchiveFormat.GZIP, ArchiveFormat.ZSTD])
@@ -951,7 +981,9 @@ GARBAGE = os.urandom(70_000)
 
 @pytest.mark.parametrize("data", [GARBAGE, b""], ids=["garbage", "empty"])
 @pytest.mark.parametrize("fmt", TAR_FORMATS)
-def test_tar_garbage_is_an_extraction_error(sandbox: Sandbox, fmt: ArchiveFormat, data: bytes) -> None:
+def test_tar_garbage_is_an_extraction_error(
+    sandbox: Sandbox, fmt: ArchiveFormat, data: bytes
+) -> None:
     with pytest.raises(ExtractionError) as excinfo:
         run_tar(data, fmt, sandbox.dest)
     check_refusal(excinfo, sandbox, None, unsafe=False)
@@ -1027,7 +1059,9 @@ def test_errors_of_the_source_are_translated_or_kept(sandbox: Sandbox) -> None:
 # == write failures ========================================================================
 
 
-def test_write_failures_are_install_errors(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_failures_are_install_errors(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_write = os.write
 
     def full_disk(fd: int, data: Any) -> int:
@@ -1053,6 +1087,7 @@ def test_unwritable_destination_is_an_install_error(
     def read_only(path: Any, *args: Any, **kwargs: Any) -> None:
         raise OSError(errno.EROFS, "Read-only file system", path)
 
+    sandbox.dest.mkdir()
     monkeypatch.setattr(extract_module.os, "mkdir", read_only)
     with pytest.raises(InstallError) as excinfo:
         run_zip(zip_archive({"sub/a.txt": b"a"}), sandbox.dest)

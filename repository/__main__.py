@@ -1,0 +1,7 @@
+"""``python -m repository``: the command line."""
+
+import sys
+
+from repository.cli import main
+
+sys.exit(main())
