@@ -4,36 +4,44 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from repository.cache import MANIFEST_NAME, cache_root, path_segment, repository_key
-from repository.errors import MetadataError, RepositoryError
+from repository.errors import ChecksumMismatchError, DownloadError, MetadataError, RepositoryError
 from repository.extract import ExtractionLimits
+from repository.hashing import HashingReader
 from repository.install import (
     InstalledItem,
+    SourceChangedError,
     install_error,
+    install_file,
     install_item,
     publish,
     read_manifest,
     remove_tree,
+    source_algorithms,
+    wants_whole_file,
     work_directory,
     write_manifest,
 )
 from repository.manifest import Manifest
-from repository.metadata import Artifact, Item, Metadata, check_relative_name
+from repository.metadata import Artifact, Item, Metadata, check_relative_name, load_metadata
 from repository.mrl import MRL
+from repository.progress import Progress, ProgressCallback, ProgressOption, progress_for
 from repository.version import Version, VersionRange
+
+if TYPE_CHECKING:
+    from repository.transfer import HttpTransport, Partial, PartialDownloads
 
 __all__ = ["ProgressCallback", "Repository"]
 
 logger = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[int, int | None], None]
-"""Called as ``progress(bytes_done, bytes_total)`` while items are read; the total may be None."""
 
 
 class Repository(abc.ABC):
@@ -46,6 +54,8 @@ class Repository(abc.ABC):
 
     #: True when items are fetched (and so prepared into the cache) rather than used in place.
     is_remote: bool = False
+    #: How many items of one artifact are installed at once.
+    max_workers: int = 1
 
     def __init__(
         self,
@@ -59,6 +69,8 @@ class Repository(abc.ABC):
         self.base_uri = base_uri
         self._cache_root = cache_root(cache_dir)
         self.extraction_limits = extraction_limits or ExtractionLimits()
+        self._http: HttpTransport | None = None
+        self._parsed_metadata: dict[Path, tuple[tuple[int, int], Metadata]] = {}
 
     @staticmethod
     def new_instance(
@@ -91,12 +103,35 @@ class Repository(abc.ABC):
     def get_resources(self) -> list[MRL]:
         """Every MRL this repository serves."""
 
-    @abc.abstractmethod
     def _open_item(self, item: Item) -> contextlib.AbstractContextManager[BinaryIO]:
-        """Open the raw bytes of an item for one sequential read.
+        """Open the raw bytes of an item that has no http(s) URL, for one sequential read.
 
         :raises DownloadError: when they cannot be read.
         """
+        raise DownloadError(
+            f"{type(self).__name__} cannot read item {item.key!r} ({item.uri})", url=item.uri or ""
+        )
+
+    def _read_metadata_file(
+        self, file: Path, mrl: MRL | None, source: str | None = None
+    ) -> Metadata | None:
+        """Parse a metadata.json file, once per change of it; None when it does not exist.
+
+        :raises MetadataError: when it exists but is broken.
+        """
+        try:
+            stat = file.stat()
+        except OSError:
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = self._parsed_metadata.get(file)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        metadata = load_metadata(file)
+        if mrl is not None:
+            metadata.bind(mrl, source or str(file))
+        self._parsed_metadata[file] = (stamp, metadata)
+        return metadata
 
     def _local_item_file(self, item: Item) -> Path | None:
         """The item's raw bytes as a local file, when they are one (lets zips skip a spool)."""
@@ -195,36 +230,62 @@ class Repository(abc.ABC):
     def _fingerprints(self, artifact: Artifact) -> dict[str, dict[str, Any]]:
         return {key: self._item_fingerprint(item) for key, item in artifact.files.items()}
 
-    def prepare(self, artifact: Artifact, progress: ProgressCallback | None = None) -> None:
+    def prepare(self, artifact: Artifact, progress: ProgressOption = None) -> None:
         """Fetch, verify and install an artifact's items into its resource directory.
 
-        A prepared artifact costs one small read of its manifest and nothing else. Otherwise
-        every item is read once, hashed on the way, and installed into a work directory beside
-        the target, which is renamed into place only when everything verified.
+        A prepared artifact costs one small read of its manifest and nothing else: no lock, no
+        write. Otherwise every item is read once, hashed on the way, and installed into a work
+        directory beside the target, which is renamed into place only when everything verified.
 
+        :param progress: None for a bar when stderr is a terminal, False for none, or a
+            callback ``progress(bytes_done, bytes_total)``.
         :raises ChecksumMismatchError: when an item's bytes do not match its declared hash.
-        :raises DownloadError: when an item cannot be read.
+        :raises DownloadError: when an item cannot be read (``OfflineError`` in offline mode).
         :raises ExtractionError: when an archive is corrupt, unsupported or unsafe.
         :raises InstallError: when the cache cannot be written.
         """
-        target = self.get_resource_directory(artifact)
         if self.is_prepared(artifact):
             return
-        sources = self._fingerprints(artifact)
+        target = self.get_resource_directory(artifact)
+        callback = progress_for(
+            progress, f"{artifact.metadata.mrl.artifact_id} {artifact.version or ''}"
+        )
+        counter = None
+        if callback is not None:
+            counter = Progress(callback, [item.size for item in artifact.files.values()])
+        try:
+            for attempt in (1, 2):
+                try:
+                    self._prepare_once(artifact, target, counter)
+                    return
+                except SourceChangedError as exc:
+                    if attempt == 2:
+                        raise
+                    logger.warning("%s; preparing %s again", exc, target)
+        finally:
+            if counter is not None:
+                counter.close()
+
+    def _prepare_once(self, artifact: Artifact, target: Path, counter: Progress | None) -> None:
         work: Path | None = None
+        partials: list[Partial] = []
         try:
             work = work_directory(target)
-            items = self._install_items(artifact, work, progress)
+            items = self._install_items(artifact, work, counter, partials)
             manifest = Manifest(
                 repository=self.base_uri,
                 mrl=str(artifact.metadata.mrl),
                 version=artifact.version,
                 name=artifact.name,
-                sources=sources,
+                sources=self._fingerprints(artifact),
             )
             write_manifest(work, manifest, items)
             publish(work, target, accept_existing=lambda: self.is_prepared(artifact))
-            logger.info("Prepared %s@%s in %s", artifact.metadata.mrl, artifact.version, target)
+            logger.info("Prepared %s %s in %s", artifact.metadata.mrl, artifact.version, target)
+            if partials:
+                store = self._partials()
+                for partial in partials:
+                    store.discard(partial)
         except OSError as exc:
             raise install_error(exc, work or target) from exc
         finally:
@@ -232,26 +293,110 @@ class Repository(abc.ABC):
                 remove_tree(work)
 
     def _install_items(
-        self, artifact: Artifact, work: Path, progress: ProgressCallback | None
+        self,
+        artifact: Artifact,
+        work: Path,
+        counter: Progress | None,
+        partials: list[Partial],
     ) -> list[InstalledItem]:
-        """Install every item of ``artifact`` into ``work``, one after another."""
-        on_bytes = _progress_counter(artifact, progress)
-        return [self._install_one(item, work, on_bytes) for item in artifact.files.values()]
+        """Install every item into ``work``: in parallel over pooled connections when remote."""
+        items = list(artifact.files.values())
+        workers = min(self.max_workers, len(items))
+
+        def install(item: Item) -> InstalledItem:
+            return self._install_one(item, work, counter, partials)
+
+        if workers <= 1:
+            return [install(item) for item in items]
+        with ThreadPoolExecutor(workers, thread_name_prefix="repository-item") as pool:
+            futures = [pool.submit(install, item) for item in items]
+            wait(futures)
+        return [future.result() for future in futures]
 
     def _install_one(
-        self, item: Item, work: Path, on_bytes: Callable[[int], None] | None
+        self, item: Item, work: Path, counter: Progress | None, partials: list[Partial]
     ) -> InstalledItem:
-        source = item.uri or item.key
-        with self._open_item(item) as stream:
-            return install_item(
-                stream,
-                item,
-                work,
-                source=source,
-                limits=self.extraction_limits,
-                local_file=self._local_item_file(item),
-                on_bytes=on_bytes,
-            )
+        url = self._item_url(item)
+        on_bytes = None if counter is None else counter.advance
+        if url is None:
+            with self._open_item(item) as stream:
+                return install_item(
+                    stream,
+                    item,
+                    work,
+                    source=item.uri or item.key,
+                    limits=self.extraction_limits,
+                    local_file=self._local_item_file(item),
+                    on_bytes=on_bytes,
+                )
+        return self._download_item(item, url, work, counter, partials)
+
+    def _download_item(
+        self, item: Item, url: str, work: Path, counter: Progress | None, partials: list[Partial]
+    ) -> InstalledItem:
+        """Install an item from a URL through a resumable partial download."""
+        from repository.transfer import ResumingStream, redact_url
+
+        store = self._partials()
+        key = hashlib.sha256(f"{url}|{sorted(item.hashes.items())}".encode()).hexdigest()[:32]
+        partial = store.claim(key)
+        on_size = None if counter is None or (item.size or 0) > 0 else counter.learn_size
+        shown = redact_url(url)
+        stream = ResumingStream(self.http_transport, url, partial, on_size=on_size)
+        try:
+            with stream:
+                on_bytes = None if counter is None else counter.advance
+                if wants_whole_file(item):
+                    reader = HashingReader(stream, source_algorithms(item), on_bytes=on_bytes)
+                    reader.drain()
+                    stream.close()
+                    installed = install_file(
+                        partial.data,
+                        reader.hexdigests(),
+                        item,
+                        work,
+                        source=shown,
+                        limits=self.extraction_limits,
+                        move=True,
+                    )
+                else:
+                    installed = install_item(
+                        stream,
+                        item,
+                        work,
+                        source=shown,
+                        limits=self.extraction_limits,
+                        on_bytes=on_bytes,
+                    )
+        except ChecksumMismatchError:
+            store.discard(partial)  # deleted for safety; a resumed download is retried from zero
+            if stream.resumed:
+                raise SourceChangedError(f"{shown} did not verify after resuming") from None
+            raise
+        except BaseException:
+            store.release(partial)
+            raise
+        partials.append(partial)
+        return installed
+
+    def _item_url(self, item: Item) -> str | None:
+        """The http(s) URL of an item, or None when ``_open_item`` reads it."""
+        uri = item.uri or ""
+        return uri if uri.lower().startswith(("http://", "https://")) else None
+
+    @property
+    def http_transport(self) -> HttpTransport:
+        """The HTTP client of this repository (created on first use)."""
+        if self._http is None:
+            from repository.transfer import HttpTransport
+
+            self._http = HttpTransport()
+        return self._http
+
+    def _partials(self) -> PartialDownloads:
+        from repository.transfer import PartialDownloads
+
+        return PartialDownloads(self._cache_root / ".tmp" / "downloads")
 
     # -- reading prepared files --------------------------------------------------------------
 
@@ -286,20 +431,3 @@ class Repository(abc.ABC):
         except OSError as exc:
             raise RepositoryError(f"Cannot list {directory}: {exc.strerror}") from exc
         return sorted(name for name in names if name != MANIFEST_NAME)
-
-
-def _progress_counter(
-    artifact: Artifact, progress: ProgressCallback | None
-) -> Callable[[int], None] | None:
-    if progress is None:
-        return None
-    sizes = [item.size for item in artifact.files.values()]
-    total = sum(s for s in sizes if s is not None) if all(s and s > 0 for s in sizes) else None
-    done = 0
-
-    def on_bytes(count: int) -> None:
-        nonlocal done
-        done += count
-        progress(done, total)
-
-    return on_bytes

@@ -5,7 +5,7 @@ This module works at the level of one item: the installer hands it a readable bi
 never touches the network and never hashes the source; the caller hashes the raw bytes by
 wrapping the stream, which is why the tar and single-file functions read their source
 strictly sequentially and never seek it. The stream is not closed, and the tar functions
-stop reading at the end-of-archive marker, so the caller must drain the rest itself.
+stop reading soon after the end-of-archive marker, so the caller must drain the rest itself.
 
 Archives are treated as hostile:
 
@@ -22,6 +22,9 @@ Archives are treated as hostile:
   on the bytes actually produced, so bombs stop early.
 * Zip archives are cross-checked: local header names against the central directory,
   duplicate names, overlapping entries.
+* The destination, and every directory below it, must be a real directory; anything found
+  there from another item may be replaced by the same kind of file, never by another kind.
+  The path leading to the destination is the caller's: it is not checked for links.
 
 Files are created with the default mode (umask applies), keeping only the executable bit
 of a member; owners, times and setuid/setgid/sticky bits of the archive are ignored.
@@ -55,11 +58,11 @@ import zstandard
 
 from .errors import ExtractionError, InstallError, RepositoryError, UnsafeArchiveError
 from .filetypes import ArchiveFormat
+from .hashing import Readable
 
 __all__ = [
     "ExtractionLimits",
     "InstalledFile",
-    "Readable",
     "decompress",
     "extract_first_zip_entry",
     "extract_tar",
@@ -78,6 +81,8 @@ _ZSTD_FEED = 1 << 10
 """Compressed bytes given to zstd at a time: 1 KiB expands to at most 32 MiB (RLE blocks)."""
 _MAX_META_HEADER = 1 << 20
 """Largest pax or GNU long-name header accepted (tarfile reads them into memory)."""
+_MAX_TAIL = 1 << 20
+"""Decompressed bytes after a tar's end marker that are read to check the compression."""
 _MAX_LINK_TARGET = 4096
 """Longest symbolic link target accepted (PATH_MAX on Linux)."""
 
@@ -147,15 +152,18 @@ class ExtractionLimits:
     ratio_floor: int = 64 * 2**20
 
     def __post_init__(self) -> None:
-        """Refuse limits that are not positive.
+        """Refuse limits that cannot be met.
 
-        :raises ValueError: if a limit is zero or negative.
+        :raises ValueError: if a limit is zero or negative (``ratio_floor`` may be zero).
         """
-        for name in ("max_total_size", "max_entries", "ratio_floor"):
-            if getattr(self, name) < 0 or (name != "ratio_floor" and getattr(self, name) == 0):
-                raise ValueError(f"ExtractionLimits.{name} must be positive")
+        if self.max_total_size <= 0:
+            raise ValueError("ExtractionLimits.max_total_size must be positive")
+        if self.max_entries <= 0:
+            raise ValueError("ExtractionLimits.max_entries must be positive")
         if self.max_ratio is not None and self.max_ratio <= 0:
             raise ValueError("ExtractionLimits.max_ratio must be positive or None")
+        if self.ratio_floor < 0:
+            raise ValueError("ExtractionLimits.ratio_floor must not be negative")
 
 
 @dataclass(frozen=True)
@@ -171,16 +179,6 @@ class InstalledFile:
     path: str
     size: int
     sha256: str
-
-
-class Readable(Protocol):
-    """What the sequential functions need of a source: a binary file, a response body, a
-    hashing wrapper. Only ``read`` is called, never ``seek``, ``tell`` or ``close``.
-    """
-
-    def read(self, size: int, /) -> bytes:
-        """Return up to ``size`` bytes; ``b""`` only at the end of the data."""
-        ...
 
 
 class _Kind(enum.Enum):
@@ -463,20 +461,29 @@ def _lstat_kind(path: str) -> _Kind | None:
     return _Kind.OTHER
 
 
-def _clear_for(job: _Job, path: str, rel: str, kind: _Kind) -> None:
-    """Make room at ``path`` for a new ``kind``: only a same-kind leftover may be replaced."""
+def _clear_for(job: _Job, path: str, rel: str, kind: _Kind, *, replace: bool = True) -> None:
+    """Make room at ``path`` for a new ``kind``: only a same-kind leftover may be replaced.
+
+    With ``replace`` False, what is there can only be another member of the same archive
+    whose name differs in case (on a case-insensitive file system): refuse it.
+    """
     existing = _lstat_kind(path)
     if existing is None:
         return
     if existing is not kind:
         raise job.unsafe(f"{rel!r} already exists as a {existing.value}; refusing to replace it")
+    if not replace:
+        raise job.unsafe(
+            f"{rel!r} collides with another member of the archive on this case-insensitive "
+            "file system"
+        )
     try:
         os.unlink(path)
     except OSError as exc:
         raise _install_error(path, exc) from exc
 
 
-def _open_new(job: _Job, path: str, rel: str, executable: bool) -> int:
+def _open_new(job: _Job, path: str, rel: str, executable: bool, replace: bool) -> int:
     """Create ``path`` for writing without following links; replace an earlier regular file."""
     mode = 0o777 if executable else 0o666
     try:
@@ -485,7 +492,7 @@ def _open_new(job: _Job, path: str, rel: str, executable: bool) -> int:
         pass
     except OSError as exc:
         raise _install_error(path, exc) from exc
-    _clear_for(job, path, rel, _Kind.FILE)
+    _clear_for(job, path, rel, _Kind.FILE, replace=replace)
     try:
         return os.open(path, _OPEN_FLAGS, mode)
     except OSError as exc:
@@ -500,9 +507,10 @@ def _write_file(
     *,
     executable: bool,
     charge: bool = True,
+    replace: bool = True,
 ) -> InstalledFile:
     """Copy ``read`` into a new file at ``path``, hashing and accounting every chunk."""
-    fd = _open_new(job, path, rel, executable)
+    fd = _open_new(job, path, rel, executable, replace)
     digest = hashlib.sha256()
     size = 0
     complete = False
@@ -585,6 +593,8 @@ class _Tree:
         self.files: dict[str, InstalledFile] = {}
         self.links: dict[str, tuple[str, str | None]] = {}
         self.installed: list[InstalledFile] = []
+        self.folded: set[str] = set()
+        self.case_clashes: set[str] = set()
 
     def path(self, key: str) -> str:
         return os.path.join(self.root, key) if key else self.root
@@ -601,6 +611,11 @@ class _Tree:
             )
         self.ensure_dir(key.rpartition("/")[0])
         self.kinds[key] = kind
+        if kind is not _Kind.DIR:
+            folded = key.casefold()
+            if folded in self.folded:
+                self.case_clashes.add(key)
+            self.folded.add(folded)
         return key
 
     def ensure_dir(self, key: str) -> None:
@@ -636,7 +651,14 @@ class _Tree:
 
     def add_file(self, parts: list[str], read: Callable[[int], bytes], executable: bool) -> None:
         key = self.claim(parts, _Kind.FILE)
-        installed = _write_file(self.job, self.path(key), key, read, executable=executable)
+        installed = _write_file(
+            self.job,
+            self.path(key),
+            key,
+            read,
+            executable=executable,
+            replace=key not in self.case_clashes,
+        )
         self.files[key] = installed
         self.installed.append(installed)
 
@@ -652,7 +674,7 @@ class _Tree:
         key = self.claim(parts, _Kind.FILE)
         self.job.charge(source.size)
         path = self.path(key)
-        _clear_for(self.job, path, key, _Kind.FILE)
+        _clear_for(self.job, path, key, _Kind.FILE, replace=key not in self.case_clashes)
         try:
             os.link(self.path(target_key), path, follow_symlinks=False)
         except OSError:
@@ -708,7 +730,7 @@ class _Tree:
                         f"symbolic link target {target!r} goes through the symbolic link "
                         f"{current!r}"
                     )
-            elif current not in self.dirs and _lstat_kind(self.path(current)) is _Kind.SYMLINK:
+            elif current not in self.dirs and os.path.islink(self.path(current)):
                 raise self.job.unsafe(
                     f"symbolic link target {target!r} goes through the existing symbolic "
                     f"link {current!r}"
@@ -722,7 +744,7 @@ class _Tree:
         for key, (normalized, member) in self.links.items():
             self.job.member = member
             path = self.path(key)
-            _clear_for(self.job, path, key, _Kind.SYMLINK)
+            _clear_for(self.job, path, key, _Kind.SYMLINK, replace=key not in self.case_clashes)
             try:
                 os.symlink(normalized, path)
             except OSError as exc:
@@ -766,10 +788,9 @@ def _extract_tar_members(tar: tarfile.TarFile, tree: _Tree, job: _Job) -> None:
         job.count_entry()
         parts = _split_name(job, info.name)
         if not parts:
-            if info.isdir():
-                continue
-            raise job.unsafe("the name is empty once normalized")
-        if info.isdir():
+            if not info.isdir():
+                raise job.unsafe("the name is empty once normalized")
+        elif info.isdir():
             tree.add_dir(parts)
         elif info.isreg():
             job.check_declared(info.size)
@@ -784,6 +805,22 @@ def _extract_tar_members(tar: tarfile.TarFile, tree: _Tree, job: _Job) -> None:
         else:
             kind = _TAR_TYPE_NAMES.get(info.type, f"member of type {info.type!r}")
             raise job.unsafe(f"{kind} members are not allowed")
+        job.member = None  # errors while reading the next header belong to no member yet
+
+
+def _check_tail(source: _Source) -> None:
+    """Decompress what follows the end-of-archive marker, up to a bound.
+
+    That is normally a few KiB of record padding; reading it to the end of the compressed
+    stream verifies the gzip CRC or the zstd frame, and detects truncation and trailing
+    garbage. Beyond the bound the rest is left to the caller, unchecked.
+    """
+    left = _MAX_TAIL
+    while left > 0:
+        chunk = source.read(min(left, _CHUNK))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def extract_tar(
@@ -798,7 +835,8 @@ def extract_tar(
 
     The stream is decompressed here (gzip with several members allowed, or zstd across
     frames) and read in one pass: it is never seeked and never closed. Reading stops at the
-    end-of-archive marker; the caller drains whatever follows.
+    end-of-archive marker, or for a compressed tar at the end of the compressed stream when
+    that comes within 1 MiB (checking its CRC or frame); the caller drains whatever follows.
 
     :param stream: the raw archive bytes, readable.
     :param fmt: :attr:`ArchiveFormat.TAR`, :attr:`~ArchiveFormat.TGZ` or
@@ -834,6 +872,8 @@ def extract_tar(
         job.member = None
         if isinstance(ending[0], _TAR_BAD_HEADERS):
             raise job.corrupt(f"corrupt or truncated tar header: {ending[0]}")
+        if fmt is not ArchiveFormat.TAR:
+            _check_tail(source)
         installed = tree.finish()
     logger.debug("extracted %d entries (%d bytes) from %s", job.entries, job.written, archive)
     return installed

@@ -9,13 +9,23 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable, Mapping
-from typing import BinaryIO
+from typing import Protocol
 
 from repository.errors import ChecksumMismatchError
 
-__all__ = ["HashingReader", "verify_digests"]
+__all__ = ["HashingReader", "Readable", "verify_digests"]
 
 CHUNK_SIZE = 1 << 20
+
+
+class Readable(Protocol):
+    """What sequential readers need of a source: a binary file, a response body, a
+    hashing wrapper. Only ``read`` is called, never ``seek``, ``tell`` or ``close``.
+    """
+
+    def read(self, size: int, /) -> bytes:
+        """Return up to ``size`` bytes; ``b""`` only at the end of the data."""
+        ...
 
 
 class HashingReader(io.RawIOBase):
@@ -30,7 +40,7 @@ class HashingReader(io.RawIOBase):
 
     def __init__(
         self,
-        source: BinaryIO,
+        source: Readable,
         algorithms: list[str] | tuple[str, ...],
         *,
         on_bytes: Callable[[int], None] | None = None,
@@ -56,7 +66,7 @@ class HashingReader(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes (all when negative), hashing them."""
-        data = self._source.read(-1 if size is None else size)
+        data = self._source.read(-1 if size is None or size < 0 else size)
         self._update(data)
         return data
 

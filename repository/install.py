@@ -9,19 +9,18 @@ written inside it; a crash leaves at most a work directory that nobody trusts.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from repository.cache import MANIFEST_NAME
-from repository.errors import ExtractionError, InstallError
+from repository.errors import ExtractionError, InstallError, RepositoryError
 from repository.extract import (
     ExtractionLimits,
     InstalledFile,
@@ -31,11 +30,19 @@ from repository.extract import (
     extract_zip,
 )
 from repository.filetypes import ArchiveFormat
-from repository.hashing import CHUNK_SIZE, HashingReader, verify_digests
+from repository.hashing import CHUNK_SIZE, HashingReader, Readable, verify_digests
 from repository.manifest import FileRecord, Manifest
 from repository.metadata import Item
 
-__all__ = ["InstalledItem", "install_item", "publish", "read_manifest", "work_directory"]
+__all__ = [
+    "InstalledItem",
+    "SourceChangedError",
+    "install_file",
+    "install_item",
+    "publish",
+    "read_manifest",
+    "work_directory",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +59,38 @@ class InstalledItem:
     files: list[InstalledFile]
 
 
+class SourceChangedError(RepositoryError):
+    """An item's source changed while it was read: its install must start over (internal)."""
+
+
+def source_algorithms(item: Item) -> list[str]:
+    """The digests to compute over an item's raw bytes: the declared ones, and always sha256.
+
+    sha256 is recorded in the manifest as the source's own digest, and is the installed file's
+    digest when the item is a plain file.
+    """
+    return sorted({*item.hashes, "sha256"})
+
+
+def packing(item: Item) -> ArchiveFormat:
+    """What has to be undone to install an item: its format, or PLAIN for a raw copy.
+
+    A ``file`` item of a tar format is copied as it is (DJL's rule); a ``dir`` item keeps its
+    format, which must then be a zip or tar archive.
+    """
+    fmt = item.archive_format
+    if item.effective_type == "file" and fmt in _TAR_FORMATS:
+        return ArchiveFormat.PLAIN
+    return fmt
+
+
+def wants_whole_file(item: Item) -> bool:
+    """True when an item is best installed from a complete local file (zip, or a raw copy)."""
+    return packing(item) in (ArchiveFormat.ZIP, ArchiveFormat.PLAIN)
+
+
 def install_item(
-    stream: BinaryIO,
+    stream: Readable,
     item: Item,
     root: Path,
     *,
@@ -62,85 +99,117 @@ def install_item(
     local_file: Path | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> InstalledItem:
-    """Write one item into ``root`` following DJL's rules for ``name`` and ``type``.
+    """Write one item into ``root`` from a stream of its raw bytes, read once, start to end.
 
-    A ``dir`` item is extracted into ``root/name`` (``root`` itself when the name is empty);
-    a ``file`` item is written to ``root/name``, decompressed when it is ``.gz`` or ``.zst``,
-    and reduced to its first entry when it is a ``.zip`` (as DJL does).
+    Follows DJL's rules for ``name`` and ``type``: a ``dir`` item is extracted into
+    ``root/name`` (``root`` itself when the name is empty); a ``file`` item is written to
+    ``root/name``, decompressed when it is ``.gz`` or ``.zst``, and reduced to its first entry
+    when it is a ``.zip``. Tar archives are extracted from the stream as it arrives; a zip needs
+    a seekable file, so it is hashed on its way into a spool file (or, when ``local_file`` holds
+    the same bytes, hashed from there) and extracted after it verified.
 
-    :param stream: the raw bytes of the item, read once from start to end.
-    :param source: where the bytes come from, for messages.
-    :param local_file: the same bytes as a local file, when they are one (spares a zip spool).
     :raises ChecksumMismatchError: when a declared digest does not match.
     :raises ExtractionError: for corrupt archives, unsupported types and unsafe archives.
     """
-    algorithms = sorted(item.hashes) or ["sha256"]
-    reader = HashingReader(stream, algorithms, on_bytes=on_bytes)
-    fmt = item.archive_format
+    reader = HashingReader(stream, source_algorithms(item), on_bytes=on_bytes)
+    fmt = packing(item)
+    if fmt is ArchiveFormat.ZIP:
+        if local_file is not None:
+            reader.drain()
+            return install_file(
+                local_file, reader.hexdigests(), item, root, source=source, limits=limits
+            )
+        with tempfile.NamedTemporaryFile(dir=root.parent, suffix=".spool") as spool:
+            shutil.copyfileobj(reader, spool, CHUNK_SIZE)
+            spool.flush()
+            return install_file(
+                Path(spool.name), reader.hexdigests(), item, root, source=source, limits=limits
+            )
+    files = _unpack(reader, fmt, item, root, source=source, limits=limits)
+    reader.drain()
+    digests = reader.hexdigests()
+    verify_digests(item.hashes, digests, item=item.key, source=source)
+    return InstalledItem(key=item.key, digests=digests, files=files)
+
+
+def install_file(
+    file: Path,
+    digests: dict[str, str],
+    item: Item,
+    root: Path,
+    *,
+    source: str,
+    limits: ExtractionLimits,
+    move: bool = False,
+) -> InstalledItem:
+    """Install an item from a complete local file whose digests were computed as it was written.
+
+    The digests are verified first, so nothing unverified is extracted; the file is not read
+    again to verify. A plain file is moved into place when ``move`` is true (a finished
+    download), else copied.
+
+    :raises ChecksumMismatchError: when a declared digest does not match.
+    """
+    verify_digests(item.hashes, digests, item=item.key, source=source)
+    fmt = packing(item)
     name = item.effective_name
-    prefix = f"{name}/" if name else ""
+    if fmt is ArchiveFormat.PLAIN and move:
+        target = _file_target(item, root, source)
+        os.replace(file, target)
+        files = [InstalledFile(path=name, size=target.stat().st_size, sha256=digests["sha256"])]
+    else:
+        with file.open("rb") as handle:
+            files = _unpack(handle, fmt, item, root, source=source, limits=limits)
+    return InstalledItem(key=item.key, digests=digests, files=files)
+
+
+def _file_target(item: Item, root: Path, source: str) -> Path:
+    name = item.effective_name
+    if not name:
+        raise ExtractionError(
+            f"Item {item.key!r} has type 'file' and an empty name", archive=source
+        )
+    target = root / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _unpack(
+    stream: BinaryIO | Readable,
+    fmt: ArchiveFormat,
+    item: Item,
+    root: Path,
+    *,
+    source: str,
+    limits: ExtractionLimits,
+) -> list[InstalledFile]:
+    """Extract, decompress or copy ``stream`` as ``fmt`` into the item's place under ``root``."""
+    name = item.effective_name
     if item.effective_type == "dir":
         destination = root / name if name else root
         if fmt in _TAR_FORMATS:
-            files = extract_tar(reader, fmt, destination, limits=limits, archive=source)
-            reader.drain()
+            files = extract_tar(stream, fmt, destination, limits=limits, archive=source)
         elif fmt is ArchiveFormat.ZIP:
-            with _seekable(reader, local_file, root) as zip_file:
-                verify_digests(item.hashes, reader.hexdigests(), item=item.key, source=source)
-                files = extract_zip(zip_file, destination, limits=limits, archive=source)
+            files = extract_zip(stream, destination, limits=limits, archive=source)  # type: ignore[arg-type]
         else:
             raise ExtractionError(
                 f"Item {item.key!r} has type 'dir' but {source} is not a zip or tar archive",
                 archive=source,
             )
-        files = [_prefixed(record, prefix) for record in files]
+        prefix = f"{name}/" if name else ""
+        return [_prefixed(record, prefix) for record in files]
+    target = _file_target(item, root, source)
+    if fmt is ArchiveFormat.ZIP:
+        record = extract_first_zip_entry(stream, target, limits=limits, archive=source)  # type: ignore[arg-type]
     else:
-        if not name:
-            raise ExtractionError(
-                f"Item {item.key!r} has type 'file' and an empty name", archive=source
-            )
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if fmt is ArchiveFormat.ZIP:
-            with _seekable(reader, local_file, root) as zip_file:
-                verify_digests(item.hashes, reader.hexdigests(), item=item.key, source=source)
-                record = extract_first_zip_entry(zip_file, target, limits=limits, archive=source)
-        else:
-            packing = (
-                fmt if fmt in (ArchiveFormat.GZIP, ArchiveFormat.ZSTD) else ArchiveFormat.PLAIN
-            )
-            record = decompress(reader, packing, target, limits=limits, archive=source)
-            reader.drain()
-        files = [InstalledFile(path=name, size=record.size, sha256=record.sha256)]
-    digests = reader.hexdigests()
-    verify_digests(item.hashes, digests, item=item.key, source=source)
-    return InstalledItem(key=item.key, digests=digests, files=files)
+        record = decompress(stream, fmt, target, limits=limits, archive=source)
+    return [InstalledFile(path=name, size=record.size, sha256=record.sha256)]
 
 
 def _prefixed(record: InstalledFile, prefix: str) -> InstalledFile:
     if not prefix:
         return record
     return InstalledFile(path=prefix + record.path, size=record.size, sha256=record.sha256)
-
-
-@contextlib.contextmanager
-def _seekable(
-    reader: HashingReader, local_file: Path | None, spool_dir: Path
-) -> Iterator[BinaryIO]:
-    """A seekable copy of the reader's bytes for zipfile, hashing them on the way.
-
-    A local file is hashed by reading it through once and then opened as it is; anything else is
-    spooled into an anonymous temporary file on the cache's file system.
-    """
-    if local_file is not None:
-        reader.drain()
-        with local_file.open("rb") as handle:
-            yield handle
-        return
-    with tempfile.TemporaryFile(dir=spool_dir.parent) as spool:
-        shutil.copyfileobj(reader, spool, CHUNK_SIZE)
-        spool.seek(0)
-        yield spool
 
 
 def work_directory(target: Path) -> Path:

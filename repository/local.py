@@ -93,23 +93,13 @@ class LocalRepository(Repository):
             extraction_limits=extraction_limits,
         )
         self.arguments = dict(arguments or {})
-        self._parsed: dict[Path, tuple[tuple[int, int], Metadata]] = {}
 
     def locate(self, mrl: MRL) -> Metadata | None:
         """Read ``<root>/<mrl path>/metadata.json``; None when it does not exist."""
-        file = self.root / mrl.path / METADATA_FILE
-        try:
-            stat = file.stat()
-        except OSError:
-            return None
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        cached = self._parsed.get(file)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        metadata = load_metadata(file).bind(mrl, str(file))
-        for artifact in metadata.artifacts:
-            artifact.arguments.update(self.arguments)
-        self._parsed[file] = (stamp, metadata)
+        metadata = self._read_metadata_file(self.root / mrl.path / METADATA_FILE, mrl)
+        if metadata is not None:
+            for artifact in metadata.artifacts:
+                artifact.arguments.update(self.arguments)
         return metadata
 
     def get_resources(self) -> list[MRL]:
@@ -161,9 +151,7 @@ class LocalRepository(Repository):
     def _open_item(self, item: Item) -> contextlib.AbstractContextManager[BinaryIO]:
         file = self._local_item_file(item)
         if file is None:
-            from repository.http import open_url
-
-            return open_url(item.uri or "")
+            return super()._open_item(item)
         return open_local_file(file)
 
 

@@ -49,9 +49,11 @@ def _load_defaults() -> None:
         return
     _defaults_loaded = True
     from repository.local import FileRepositoryFactory
+    from repository.remote import RemoteRepositoryFactory
 
     explicit = dict(_registry)
     _add(FileRepositoryFactory())
+    _add(RemoteRepositoryFactory())
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry_point.load()

@@ -1,0 +1,591 @@
+"""Benchmarks of issue 3, point 10: ``prepare`` against curl and pooch, all served by a local nginx.
+
+    python benchmarks/run.py [--quick] [--repeat N] [--only a,b,...] [--local]
+
+Prints a table of medians and of ratios measured in the same run, and writes the raw figures
+with a description of the machine to ``benchmarks/results/latest.json``. It exits 0 whether or
+not the targets are met: it is a report, not a test. See ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version as package_version
+from typing import Any
+
+import pooch
+
+from benchmarks.datasets import FULL, QUICK, Served, Sizes, build, read_through
+from repository import Artifact, Repository
+from repository.errors import UnsupportedSchemeError
+from tests.servers.nginx import NGINX_BINARY, NginxServer
+
+BENCHMARKS = ROOT / "benchmarks"
+DATA = BENCHMARKS / ".data"
+RESULTS = BENCHMARKS / "results"
+WARM_CALLS = 1000  # prepare calls timed per case of (d)
+FOLDERS = {  # the generated folders each case needs
+    "a": ("big",),
+    "b": ("archive",),
+    "c": ("big", "archive"),
+    "d": ("big", "archive", "small"),
+    "e": ("small",),
+    "f": ("big",),
+}
+UNPACK = {  # curl's output piped through these, then into the target directory
+    "gz": (["tar", "-xzf", "-", "-C"],),
+    "zst": (["zstd", "-dcq"], ["tar", "-xf", "-", "-C"]),
+}
+
+Probe = Callable[[Path], float]
+"""Runs once with a directory of its own (fresh and empty for a cold case); returns a measure."""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- what is measured -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound on ours/peer (``of_ratio``) or on our own median; ``strict`` means "under"."""
+
+    text: str
+    limit: float
+    of_ratio: bool
+    strict: bool = False
+
+    def met(self, ours: float, ratio: float | None) -> bool:
+        value = ratio if self.of_ratio else ours
+        if value is None:
+            return False
+        return value < self.limit if self.strict else value <= self.limit
+
+
+@dataclass
+class Comparison:
+    """One row of the report: our probe against a peer's, alternated round after round."""
+
+    key: str
+    label: str
+    target: Target
+    make: Callable[[], tuple[Probe, Probe | None]]  # sets up (untimed), returns the probes
+    peer_name: str = ""
+    unit: str = "s"
+    fresh: bool = True  # a new empty directory for every call (cold)
+    ours_per_round: int = 1
+    details: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    comparison: Comparison
+    ours: list[float] = field(default_factory=list)
+    peer: list[float] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ours_median(self) -> float | None:
+        return statistics.median(self.ours) if self.ours else None
+
+    @property
+    def peer_median(self) -> float | None:
+        return statistics.median(self.peer) if self.peer else None
+
+    @property
+    def ratio(self) -> float | None:
+        ours, peer = self.ours_median, self.peer_median
+        return ours / peer if ours is not None and peer else None
+
+    @property
+    def passed(self) -> bool:
+        ours = self.ours_median
+        return ours is not None and self.comparison.target.met(ours, self.ratio)
+
+
+def timed(action: Callable[[Path], object]) -> Probe:
+    """A probe measuring the wall-clock seconds ``action`` takes."""
+
+    def probe(directory: Path) -> float:
+        start = time.perf_counter()
+        action(directory)
+        return time.perf_counter() - start
+
+    return probe
+
+
+def sample(
+    contenders: Sequence[tuple[Probe, int]], rounds: int, scratch: Path, *, fresh: bool
+) -> list[list[float]]:
+    """Run each probe its number of times per round, reversing the order every other round."""
+    values: list[list[float]] = [[] for _ in contenders]
+    for round_ in range(rounds):
+        order = list(range(len(contenders)))
+        if round_ % 2:
+            order.reverse()
+        for index in order:
+            probe, calls = contenders[index]
+            for _ in range(calls):
+                values[index].append(_once(probe, scratch, fresh=fresh))
+    return values
+
+
+def _once(probe: Probe, scratch: Path, *, fresh: bool) -> float:
+    if not fresh:
+        return probe(scratch)
+    directory = Path(tempfile.mkdtemp(dir=scratch))
+    try:
+        return probe(directory)
+    finally:
+        shutil.rmtree(directory)
+
+
+def measure(comparison: Comparison, rounds: int, scratch: Path) -> Result:
+    try:
+        ours, peer = comparison.make()
+        contenders = [(ours, comparison.ours_per_round)] + ([(peer, 1)] if peer else [])
+        values = sample(contenders, rounds, scratch, fresh=comparison.fresh)
+    except Exception as exc:
+        traceback.print_exc()
+        return Result(comparison, error=f"{type(exc).__name__}: {exc}")
+    return Result(comparison, values[0], values[1] if peer else [])
+
+
+# -- the contenders -------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    """The served data, the server and where runs write."""
+
+    root: Path
+    server: NginxServer
+    scratch: Path
+    local: bool
+    served: dict[str, Served]
+
+    @property
+    def location(self) -> str:
+        """Where our repository reads: nginx, or the served folder itself with ``--local``."""
+        return str(self.root) if self.local else self.server.base_url
+
+    def repository(self, cache: Path) -> Repository:
+        return Repository.new_instance("bench", self.location, cache_dir=cache)
+
+    def resolve(self, repo: Repository, served: Served) -> Artifact:
+        artifact = repo.resolve(served.mrl, None, served.properties)
+        if artifact is None:
+            raise LookupError(f"{served.mrl} {served.properties} not found in {repo}")
+        return artifact
+
+    def url(self, served: Served) -> str:
+        return self.server.url(served.path(served.items[0]))
+
+    def warm_directory(self) -> Path:
+        return Path(tempfile.mkdtemp(dir=self.scratch, prefix="warm-"))
+
+
+def ours_cold(bench: Bench, served: Served) -> Probe:
+    """A fresh repository: resolve (fetches the metadata) and prepare."""
+
+    def run(directory: Path) -> None:
+        repo = bench.repository(directory)
+        repo.prepare(bench.resolve(repo, served))
+
+    return timed(run)
+
+
+def pipeline(*stages: Sequence[str]) -> None:
+    """Run commands with each one's stdout piped into the next; raise if any fails."""
+    processes: list[subprocess.Popen[bytes]] = []
+    for stage in stages:
+        stdin = processes[-1].stdout if processes else subprocess.DEVNULL
+        last = len(processes) == len(stages) - 1
+        processes.append(
+            subprocess.Popen(stage, stdin=stdin, stdout=None if last else subprocess.PIPE)
+        )
+        if stdin is not subprocess.DEVNULL and stdin is not None:
+            stdin.close()  # the next stage holds the only reading end
+    for process in processes:
+        if process.wait() != 0:
+            raise subprocess.CalledProcessError(process.returncode, process.args)
+
+
+def curl_download(bench: Bench, served: Served) -> Probe:
+    return timed(lambda directory: pipeline(["curl", "-sSf", "-o", str(directory / "f"), bench.url(served)]))
+
+
+def curl_untar(bench: Bench, served: Served) -> Probe:
+    *filters, untar = UNPACK[served.properties["format"]]
+    return timed(
+        lambda directory: pipeline(
+            ["curl", "-sSf", bench.url(served)], *filters, [*untar, str(directory)]
+        )
+    )
+
+
+def pooch_fetch(bench: Bench, served: Served, directory: Path, *, untar: bool) -> None:
+    """pooch.retrieve with the known sha256, item after item, as its users write it."""
+    for item in served.items:
+        pooch.retrieve(
+            bench.server.url(served.path(item)),
+            known_hash=f"sha256:{item.sha256}",
+            path=directory,
+            processor=pooch.Untar() if untar else None,
+        )
+
+
+def pooch_cold(bench: Bench, served: Served, *, untar: bool = False) -> Probe:
+    return timed(lambda directory: pooch_fetch(bench, served, directory, untar=untar))
+
+
+def warm_pair(bench: Bench, served: Served, *, untar: bool = False) -> tuple[Probe, Probe]:
+    """Prepare (and pooch-fetch) once, untimed; the probes then repeat the call on the result."""
+    repo = bench.repository(bench.warm_directory())
+    artifact = bench.resolve(repo, served)
+    repo.prepare(artifact)
+    if not repo.is_prepared(artifact):
+        raise RuntimeError(f"{served.name} is not prepared after prepare()")
+    fetched = bench.warm_directory()
+    pooch_fetch(bench, served, fetched, untar=untar)
+    return (
+        timed(lambda _: repo.prepare(artifact)),
+        timed(lambda _: pooch_fetch(bench, served, fetched, untar=untar)),
+    )
+
+
+def peak_rss(bench: Bench, served: Served, before: list[float]) -> Probe:
+    """Run ``peak_rss.py`` (only a cold prepare) in a child; appends its pre-prepare peak."""
+
+    def probe(directory: Path) -> float:
+        command = [sys.executable, str(BENCHMARKS / "peak_rss.py"), bench.location]
+        output = subprocess.run(
+            [*command, str(directory), served.artifact_id],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        figures = json.loads(output)
+        before.append(figures["before_prepare_mib"])
+        return float(figures["peak_rss_mib"])
+
+    return probe
+
+
+# -- the cases of issue 3 -------------------------------------------------------------------
+
+
+def human_size(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} B"
+
+
+def archive_label(served: Served) -> str:
+    return (
+        f"tar.{served.properties['format']}: {human_size(served.content_size)} in "
+        f"{served.content_files:,} files ({human_size(served.download_size)} download)"
+    )
+
+
+def comparisons(letter: str, bench: Bench, rounds: int) -> list[Comparison]:
+    served = bench.served
+    big = served.get("big")
+    small = served.get("small")
+    archives = [served[name] for name in ("archive_gz", "archive_zst") if name in served]
+    gz = served.get("archive_gz")
+    warm_calls = max(1, WARM_CALLS // rounds)
+    if letter == "a" and big:
+        label = f"{human_size(big.content_size)} file, sha1+sha256 verified"
+        target = Target("<= 1.25x curl", 1.25, of_ratio=True)
+        pair = (ours_cold(bench, big), curl_download(bench, big))
+        return [Comparison("a", label, target, lambda: pair, "curl -o")]
+    if letter == "b":
+        target = Target("<= 1.3x curl|tar", 1.3, of_ratio=True)
+        return [
+            Comparison(
+                f"b-{archive.properties['format']}",
+                archive_label(archive),
+                target,
+                lambda archive=archive: (ours_cold(bench, archive), curl_untar(bench, archive)),
+                "curl | tar -x",
+            )
+            for archive in archives
+        ]
+    if letter == "c" and big and gz:
+        target = Target("< 1x pooch (faster)", 1.0, of_ratio=True, strict=True)
+        return [
+            Comparison(
+                "c-file",
+                f"{human_size(big.content_size)} file",
+                target,
+                lambda: (ours_cold(bench, big), pooch_cold(bench, big)),
+                "pooch.retrieve",
+            ),
+            Comparison(
+                "c-gz",
+                archive_label(gz),
+                target,
+                lambda: (ours_cold(bench, gz), pooch_cold(bench, gz, untar=True)),
+                "pooch + Untar",
+            ),
+        ]
+    if letter == "d" and big and gz and small:
+        target = Target("< 1 ms", 0.001, of_ratio=False, strict=True)
+        cases = [
+            ("d-file", f"prepared {human_size(big.content_size)} file", big, False, "pooch hit"),
+            ("d-gz", f"prepared {archive_label(gz)}", gz, True, "pooch+Untar hit"),
+            ("d-items", f"prepared {small.content_files:,}-item artifact", small, False, "pooch hits"),
+        ]
+        return [
+            Comparison(
+                key,
+                label,
+                target,
+                lambda artifact=artifact, untar=untar: warm_pair(bench, artifact, untar=untar),
+                peer,
+                fresh=False,
+                ours_per_round=warm_calls,
+            )
+            for key, label, artifact, untar, peer in cases
+        ]
+    if letter == "e" and small:
+        label = (
+            f"{small.content_files:,} items of {human_size(min(i.size for i in small.items))}-"
+            f"{human_size(max(i.size for i in small.items))} ({human_size(small.download_size)})"
+        )
+        target = Target(">= 5x faster (<= 0.2x)", 0.2, of_ratio=True)
+        pair = (ours_cold(bench, small), pooch_cold(bench, small))
+        return [Comparison("e", label, target, lambda: pair, "pooch, one by one")]
+    if letter == "f" and big:
+        before: list[float] = []
+        label = f"peak RSS, cold prepare of the {human_size(big.content_size)} file (a)"
+        target = Target("< 100 MiB", 100.0, of_ratio=False, strict=True)
+        probe = peak_rss(bench, big, before)
+        return [
+            Comparison(
+                "f",
+                label,
+                target,
+                lambda: (probe, None),
+                unit="MiB",
+                details={"peak_rss_before_prepare_mib": before},
+            )
+        ]
+    raise LookupError(f"case {letter}: its data was not generated")
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def show(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "MiB":
+        return f"{value:.1f} MiB"
+    if value < 1e-3:
+        return f"{value * 1e6:.0f} us"
+    if value < 1:
+        return f"{value * 1e3:.1f} ms"
+    return f"{value:.2f} s"
+
+
+def spread(values: list[float], unit: str) -> str:
+    if not values:
+        return "-"
+    median = show(statistics.median(values), unit)
+    return f"{median} ({show(min(values), unit)}..{show(max(values), unit)})"
+
+
+def table(results: list[Result]) -> str:
+    rows = [["case", "what", "ours: median (min..max)", "peer", "peer: median (min..max)"]]
+    rows[0] += ["ours/peer", "target", "result"]
+    for result in results:
+        comparison = result.comparison
+        unit = comparison.unit
+        verdict = "ERROR" if result.error else ("PASS" if result.passed else "FAIL")
+        ratio = result.ratio
+        rows.append(
+            [
+                comparison.key,
+                comparison.label,
+                spread(result.ours, unit),
+                comparison.peer_name or "-",
+                spread(result.peer, unit),
+                "-" if ratio is None else f"{ratio:.2f}x",
+                comparison.target.text,
+                verdict,
+            ]
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def tool_version(*command: str) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError:
+        return "not installed"
+    return (done.stdout or done.stderr).strip().splitlines()[0]
+
+
+def machine() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    meminfo = Path("/proc/meminfo").read_text().split()
+    packages = ("repository", "httpx", "pooch", "requests", "zstandard")
+    return {
+        "cpu": models[0] if models else platform.processor(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / (1 << 20), 1),
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "packages": {name: package_version(name) for name in packages},
+        "tools": {
+            "curl": tool_version("curl", "--version"),
+            "nginx": tool_version(str(NGINX_BINARY), "-v"),
+            "tar": tool_version("tar", "--version"),
+            "zstd": tool_version("zstd", "--version"),
+        },
+        "commit": tool_version("git", "-C", str(ROOT), "describe", "--always", "--dirty"),
+    }
+
+
+def report(results: list[Result], settings: dict[str, Any], output: Path) -> None:
+    info = machine()
+    print(f"\n{settings['transport']}")
+    print(
+        f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {info['system']}, "
+        f"Python {info['python']}, {settings['repeat']} rounds, commit {info['commit']}\n"
+    )
+    print(table(results))
+    for result in results:
+        if result.error:
+            print(f"\n{result.comparison.key}: {result.error}")
+        for name, values in result.comparison.details.items():
+            if values:
+                print(f"\n{result.comparison.key}: {name} median {statistics.median(values):.1f}")
+    print(f"\nFile data is served from the page cache: the figures are the clients' CPU cost.")
+    print("c has no tar.zst row: pooch's Untar uses tarfile, which reads zstd only from Python 3.14.")
+    cases = [
+        {
+            "key": result.comparison.key,
+            "label": result.comparison.label,
+            "unit": result.comparison.unit,
+            "peer": result.comparison.peer_name or None,
+            "target": result.comparison.target.text,
+            "ours": result.ours,
+            "peer_values": result.peer,
+            "ours_median": result.ours_median,
+            "peer_median": result.peer_median,
+            "ratio": result.ratio,
+            "passed": result.passed,
+            "error": result.error or None,
+            "details": result.comparison.details,
+        }
+        for result in results
+    ]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": [Path(sys.executable).name, *sys.argv],
+        "machine": info,
+        "settings": settings,
+        "cases": cases,
+    }
+    output.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"Raw figures: {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="64 MiB instead of 1 GiB")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds per case (default 5)")
+    parser.add_argument(
+        "--only", default="".join(FOLDERS), help="cases to run, e.g. a,b (default: all)"
+    )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="our repository reads the served folder as a path (peers still use nginx)",
+    )
+    parser.add_argument("--output", type=Path, help="JSON file (default results/latest*.json)")
+    args = parser.parse_args(argv)
+    args.only = [letter for letter in args.only.replace(",", "") if letter.strip()]
+    unknown = sorted(set(args.only) - set(FOLDERS))
+    if unknown or args.repeat < 1:
+        parser.error(f"unknown cases {unknown}" if unknown else "--repeat must be at least 1")
+    return args
+
+
+def main(argv: list[str]) -> None:
+    args = parse_arguments(argv)
+    sizes: Sizes = QUICK if args.quick else FULL
+    root = DATA / ("quick" if args.quick else "full")
+    output = args.output or RESULTS / ("latest-quick.json" if args.quick else "latest.json")
+    folders = sorted({folder for letter in args.only for folder in FOLDERS[letter]})
+    served = {
+        artifact.name: artifact
+        for folder in folders
+        for artifact in build(root, sizes, folder, log)
+    }
+    read_through([root / artifact.path(item) for artifact in served.values() for item in artifact.items])
+    pooch.get_logger().setLevel("WARNING")  # one line per file on stderr otherwise
+    DATA.mkdir(exist_ok=True)
+    with (
+        NginxServer(root) as server,
+        tempfile.TemporaryDirectory(dir=DATA, prefix="scratch-") as scratch,
+    ):
+        bench = Bench(root, server, Path(scratch), args.local, served)
+        try:
+            kind = type(bench.repository(bench.scratch)).__name__
+        except UnsupportedSchemeError as exc:
+            sys.exit(f"{exc}\nRemoteRepository is not available yet: run with --local.")
+        where = f"reading {root}" if args.local else f"over {server.base_url} (nginx)"
+        settings = {
+            "quick": args.quick,
+            "repeat": args.repeat,
+            "only": args.only,
+            "sizes": asdict(sizes),
+            "warm_calls": max(1, WARM_CALLS // args.repeat) * args.repeat,
+            "transport": f"ours: {kind} {where}; peers: curl and pooch over nginx",
+        }
+        results: list[Result] = []
+        for letter in args.only:
+            for comparison in comparisons(letter, bench, args.repeat):
+                log(f"{comparison.key}: {comparison.label} ...")
+                result = measure(comparison, args.repeat, bench.scratch)
+                log(f"{comparison.key}: ours {spread(result.ours, comparison.unit)}, "
+                    f"{comparison.peer_name or '-'} {spread(result.peer, comparison.unit)}")
+                results.append(result)
+    report(results, settings, output)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

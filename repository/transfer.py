@@ -1,0 +1,591 @@
+"""HTTP(S) transfers for repositories.
+
+- One pooled :class:`httpx.Client` per repository, with connect and read timeouts, so that a
+  stalled server cannot hang a prepare.
+- Credentials (a bearer token, extra headers, user:password in the URL) go only to the
+  repository's own origin; redirects are followed by hand so that nothing is forwarded to another
+  host. ``.netrc`` entries apply to their own host. URLs are logged and reported without
+  credentials or query strings.
+- Transient failures (connection errors, timeouts, 408, 429, 5xx) are retried with exponential
+  backoff and jitter, honouring ``Retry-After``, a bounded number of times; other 4xx fail at once.
+- Offline mode refuses every request before anything is sent.
+- Downloads go through a partial file in the cache's bookkeeping folder that records what it
+  belongs to (URL, ETag or Last-Modified, size); an interrupted transfer continues from it with a
+  Range request, within the same run or in a later process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import io
+import json
+import logging
+import netrc
+import os
+import random
+import re
+import secrets
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+
+from repository.errors import DownloadError, OfflineError
+from repository.install import SourceChangedError
+
+__all__ = [
+    "OFFLINE_ENV",
+    "HttpTransport",
+    "PartialDownloads",
+    "ResumingStream",
+    "RetryPolicy",
+    "offline_from_env",
+    "redact_url",
+]
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_ENV = "REPOSITORY_OFFLINE"
+MAX_REDIRECTS = 10
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+HOST = socket.gethostname()
+# A partial file whose owner is on another machine is taken over after this long unused.
+FOREIGN_PARTIAL_STALE_AFTER = 3600.0
+
+
+def offline_from_env() -> bool:
+    """True when ``$REPOSITORY_OFFLINE`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs and errors: no user or password, and no query values.
+
+    >>> redact_url("https://user:secret@h.example:8443/a/b.zip?token=abc&x=1")
+    'https://h.example:8443/a/b.zip?...'
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried.
+
+    :param attempts: tries in all for one request (counted afresh once bytes arrive again).
+    :param backoff: the first delay in seconds; it doubles each time, up to ``max_delay``.
+    :param max_delay: the longest delay computed by backoff.
+    :param max_retry_after: the longest ``Retry-After`` honoured; a longer one is cut to this.
+    """
+
+    attempts: int = 5
+    backoff: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based), with equal jitter."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        ceiling = min(self.max_delay, self.backoff * 2.0**attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date).
+
+    >>> parse_retry_after("3")
+    3.0
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0)
+    10.0
+    >>> parse_retry_after("soon") is None
+    True
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, float(when.timestamp()) - (time.time() if now is None else now))
+
+
+class HttpTransport:
+    """GET requests for one repository: pooled, authenticated for its origin only, retried.
+
+    :param base_url: the repository's URL; credentials go only to its scheme, host and port.
+        A ``user:password@`` part becomes basic authentication and is removed from the URL.
+    :param token: a bearer token for the repository's origin.
+    :param headers: extra headers for the repository's origin.
+    :param netrc_file: the netrc file to read (default ``$NETRC`` or ``~/.netrc``); its entries
+        apply to their own hosts.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        netrc_file: str | os.PathLike[str] | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        offline: bool | None = None,
+        max_connections: int = 8,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self._basic: tuple[str, str] | None = None
+        self.base_url: str | None = None
+        self._origin: tuple[str, str, int | None] | None = None
+        if base_url is not None:
+            parts = urlsplit(base_url)
+            if parts.username is not None:
+                self._basic = (parts.username, parts.password or "")
+            netloc = parts.netloc.rpartition("@")[2]
+            self.base_url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+            self._origin = _origin(self.base_url)
+        self._token = token
+        self._headers = dict(headers or {})
+        self._netrc_file = netrc_file
+        self._netrc: netrc.netrc | bool | None = False  # False: not read yet
+        self.retry = retry or RetryPolicy()
+        self.offline = offline_from_env() if offline is None else offline
+        self._client = client or httpx.Client(
+            timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,
+        )
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<HttpTransport {redact_url(self.base_url or '')}>"
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._client.close()
+
+    # -- credentials ----------------------------------------------------------------------
+
+    def _netrc_entry(self, host: str) -> tuple[str, str] | None:
+        with self._lock:
+            if self._netrc is False:
+                path = self._netrc_file or os.environ.get("NETRC") or Path.home() / ".netrc"
+                try:
+                    self._netrc = netrc.netrc(os.fspath(path))
+                except FileNotFoundError:
+                    self._netrc = None
+                except (netrc.NetrcParseError, OSError) as exc:
+                    # The message could quote the file; say only where it is.
+                    logger.warning(
+                        "Ignoring unreadable netrc file %s (%s)", path, type(exc).__name__
+                    )
+                    self._netrc = None
+        if not isinstance(self._netrc, netrc.netrc):
+            return None
+        entry = self._netrc.authenticators(host)
+        return (entry[0], entry[2] or "") if entry else None
+
+    def _credentials(self, url: str) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self._origin is not None and _origin(url) == self._origin:
+            headers.update(self._headers)
+            if self._token:
+                headers["Authorization"] = f"Bearer {self._token}"
+            elif self._basic:
+                headers["Authorization"] = httpx.BasicAuth(*self._basic)._auth_header
+        if not any(key.lower() == "authorization" for key in headers):
+            entry = self._netrc_entry(urlsplit(url).hostname or "")
+            if entry:
+                headers["Authorization"] = httpx.BasicAuth(*entry)._auth_header
+        return headers
+
+    # -- requests -------------------------------------------------------------------------
+
+    def open(self, url: str, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """GET ``url``; return the streaming response once it has a 2xx or 304 status.
+
+        The caller closes the response. Transient failures are retried per :attr:`retry`.
+
+        :raises OfflineError: in offline mode, before anything is sent.
+        :raises DownloadError: with the URL and status, when the server refuses or keeps failing.
+        """
+        shown = redact_url(url)
+        if self.offline:
+            raise OfflineError(f"Offline mode: not fetching {shown}", url=shown)
+        attempt = 0
+        while True:
+            failure: str
+            retry_after: float | None = None
+            status: int | None = None
+            try:
+                response = self._send_following_redirects(url, dict(headers or {}))
+            except httpx.TransportError as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 400:
+                    return response
+                status = response.status_code
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                response.close()
+                failure = f"HTTP {status} {response.reason_phrase}".strip()
+                if status not in TRANSIENT_STATUSES:
+                    raise DownloadError(f"GET {shown} answered {failure}", url=shown, status=status)
+            attempt += 1
+            if attempt >= self.retry.attempts:
+                raise DownloadError(
+                    f"GET {shown} failed after {attempt} attempts: {failure}",
+                    url=shown,
+                    status=status,
+                )
+            delay = self.retry.delay(attempt - 1, retry_after)
+            logger.info("GET %s: %s; retrying in %.2f s", shown, failure, delay)
+            time.sleep(delay)
+
+    def _send_following_redirects(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        for _ in range(MAX_REDIRECTS + 1):
+            request = self._client.build_request(
+                "GET", url, headers={**headers, **self._credentials(url)}
+            )
+            response = self._client.send(request, stream=True)
+            logger.debug('HTTP GET %s "%d"', redact_url(url), response.status_code)
+            if not response.is_redirect:
+                return response
+            location = response.headers["location"]
+            response.close()
+            url = urljoin(url, location)
+        raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
+
+    def get_bytes(self, url: str, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """GET ``url`` and read the whole (decoded) body; for small files such as metadata."""
+        response = self.open(url, headers)
+        try:
+            response.read()
+        except httpx.HTTPError as exc:
+            shown = redact_url(url)
+            raise DownloadError(f"GET {shown} failed: {exc}", url=shown) from exc
+        finally:
+            response.close()
+        return response
+
+
+# -- partial downloads ----------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Partial:
+    """One partial download: a folder holding ``data`` and ``info.json`` (what it belongs to)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.data = folder / "data"
+        try:
+            self.info: dict[str, Any] = json.loads((folder / "info.json").read_text())
+        except (OSError, ValueError):
+            self.info = {}
+
+    @property
+    def size(self) -> int:
+        """Bytes downloaded so far."""
+        try:
+            return self.data.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def save_info(self, **info: Any) -> None:
+        """Record what the data belongs to (URL, validators, total size)."""
+        self.info = info
+        scratch = self.folder / "info.json.new"
+        scratch.write_text(json.dumps(info))
+        os.replace(scratch, self.folder / "info.json")
+
+    def reset(self) -> None:
+        """Forget the bytes downloaded so far."""
+        self.data.unlink(missing_ok=True)
+        self.info = {}
+        (self.folder / "info.json").unlink(missing_ok=True)
+
+
+class PartialDownloads:
+    """Partial downloads in the cache's bookkeeping folder, each claimed by one owner at a time.
+
+    A process claims a partial by renaming its folder to a name carrying its host and pid, so
+    that two processes never write to one file, whatever locks do. Partials that were released,
+    or whose owner died, are taken over by the next claim for the same key.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def claim(self, key: str) -> Partial:
+        """The partial download for ``key``: an abandoned one if any, else a new empty one."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        mine = self.root / f"{key}.{HOST}.{os.getpid()}.{secrets.token_hex(4)}"
+        for candidate in sorted(self.root.glob(f"{key}.*")):
+            if not self._abandoned(candidate.name):
+                continue
+            try:
+                os.rename(candidate, mine)
+            except OSError:
+                continue  # another process took it first
+            logger.debug("Resuming partial download %s", candidate.name)
+            return Partial(mine)
+        mine.mkdir()
+        return Partial(mine)
+
+    def _abandoned(self, name: str) -> bool:
+        parts = name.split(".")
+        if len(parts) != 4:
+            return False
+        _, host, pid, _ = parts
+        if host == "free":
+            return True
+        if host == HOST:
+            return pid.isdigit() and not _pid_alive(int(pid))
+        try:
+            unused = time.time() - (self.root / name).stat().st_mtime
+        except OSError:
+            return False
+        return unused > FOREIGN_PARTIAL_STALE_AFTER
+
+    def release(self, partial: Partial) -> None:
+        """Leave a partial for a later attempt (of this or another process) to resume."""
+        key = partial.folder.name.split(".")[0]
+        with contextlib.suppress(OSError):
+            os.rename(partial.folder, self.root / f"{key}.free.0.{secrets.token_hex(4)}")
+
+    @staticmethod
+    def discard(partial: Partial) -> None:
+        """Delete a partial download."""
+        shutil.rmtree(partial.folder, ignore_errors=True)
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class ResumingStream(io.RawIOBase):
+    """The bytes of a URL, read once from start to end, surviving interruptions.
+
+    Bytes already in the partial file are replayed first; the rest comes from the network and is
+    appended to the partial file on its way to the reader. A transient failure mid-body resumes
+    with ``Range`` and ``If-Range``. A server that answers 200 instead serves the whole body
+    again: when its validator is unchanged the bytes already had are skipped, and when the
+    content changed the download starts over (or, once bytes were handed to the reader,
+    :class:`~repository.install.SourceChangedError` is raised so the caller installs again).
+
+    :param on_size: told the total size once the server states it.
+    """
+
+    def __init__(
+        self,
+        transport: HttpTransport,
+        url: str,
+        partial: Partial,
+        *,
+        on_size: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._transport = transport
+        self.url = url
+        self._shown = redact_url(url)
+        self._partial = partial
+        self._on_size = on_size
+        self._started = False
+        self._replay: io.BufferedReader | None = None
+        self._response: httpx.Response | None = None
+        self._chunks: Iterator[bytes] | None = None
+        self._sink: BinaryIO | None = None
+        self._pending = memoryview(b"")
+        self._skip = 0
+        self._delivered = 0
+        self._failures = 0
+        self._finished = False
+        #: True when some bytes came from an earlier, interrupted transfer.
+        self.resumed = False
+
+    def readable(self) -> bool:
+        """Always True."""
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Read the next bytes into ``buffer``; 0 at the end."""
+        if not self._started:
+            self._start()
+        view = memoryview(buffer).cast("B")
+        if self._replay is not None:
+            count = self._replay.readinto(view)
+            if count:
+                self._delivered += count
+                return count
+            self._replay.close()
+            self._replay = None
+        while not self._pending:
+            if self._finished or not self._next_chunk():
+                return 0
+        count = min(len(view), len(self._pending))
+        view[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        self._delivered += count
+        return count
+
+    def _next_chunk(self) -> bool:
+        assert self._chunks is not None and self._sink is not None
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self._finished = True
+            self._close_response()
+            return False
+        except httpx.TransportError as exc:
+            self._interrupted(exc)
+            return True
+        self._failures = 0
+        if self._skip:
+            dropped = min(self._skip, len(chunk))
+            self._skip -= dropped
+            chunk = chunk[dropped:]
+        if chunk:
+            self._sink.write(chunk)
+            self._pending = memoryview(chunk)
+        return True
+
+    def _interrupted(self, exc: httpx.TransportError) -> None:
+        self._failures += 1
+        policy = self._transport.retry
+        if self._failures >= policy.attempts:
+            raise DownloadError(
+                f"Download of {self._shown} failed after {self._failures} attempts: "
+                f"{type(exc).__name__}: {exc}",
+                url=self._shown,
+            ) from exc
+        delay = policy.delay(self._failures - 1)
+        logger.info(
+            "Download of %s interrupted at %d bytes (%s); resuming in %.2f s",
+            self._shown,
+            self._partial.size,
+            type(exc).__name__,
+            delay,
+        )
+        self._close_response()
+        time.sleep(delay)
+        self._connect()
+
+    def _start(self) -> None:
+        self._started = True
+        if self._partial.info.get("url") != self.url:
+            self._partial.reset()
+        had = self._partial.size
+        self._connect()
+        if had and not self._partial_was_reset:
+            self.resumed = True
+            self._replay = self._partial.data.open("rb")
+
+    _partial_was_reset = False
+
+    def _connect(self) -> None:
+        """Open the response for the bytes after those in the partial file."""
+        assert not self._pending
+        self._sink_flush()
+        offset = self._partial.size
+        info = self._partial.info
+        validator = info.get("etag") or info.get("last_modified")
+        headers = {"Accept-Encoding": "identity"}
+        if offset and validator:
+            headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = validator
+        elif offset:
+            self._restart_from_zero()
+            offset = 0
+        response = self._transport.open(self.url, headers)
+        etag = response.headers.get("etag")
+        if etag and etag.startswith("W/"):
+            etag = None  # a weak validator cannot guard a byte range
+        last_modified = response.headers.get("last-modified")
+        if offset and response.status_code == 206:
+            match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
+            if match is None or int(match.group(1)) != offset:
+                response.close()
+                raise DownloadError(
+                    f"{self._shown} answered a Range request with a wrong Content-Range",
+                    url=self._shown,
+                    status=206,
+                )
+            total = None if match.group(3) == "*" else int(match.group(3))
+        else:
+            if offset:
+                unchanged = (etag or last_modified) == validator
+                if unchanged:
+                    self._skip = offset  # same content without Range support: skip what we have
+                else:
+                    self._restart_from_zero()
+            length = response.headers.get("content-length")
+            total = int(length) if length and length.isdigit() else None
+        if total is not None and self._on_size is not None and not info.get("size"):
+            self._on_size(total)
+        self._partial.save_info(url=self.url, etag=etag, last_modified=last_modified, size=total)
+        self._response = response
+        self._chunks = response.iter_raw()
+        if self._sink is None:
+            self._sink = self._partial.data.open("ab")
+
+    def _restart_from_zero(self) -> None:
+        if self._delivered:
+            raise SourceChangedError(f"{self._shown} changed while it was being downloaded")
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+        if self._replay is not None:
+            self._replay.close()
+            self._replay = None
+        self._partial.reset()
+        self._partial_was_reset = True
+        self._skip = 0
+
+    def _sink_flush(self) -> None:
+        if self._sink is not None:
+            self._sink.flush()
+
+    def _close_response(self) -> None:
+        if self._response is not None:
+            self._response.close()
+            self._response = None
+            self._chunks = None
+
+    def close(self) -> None:
+        """Close the response and the partial file (which stays for a later resume)."""
+        self._close_response()
+        for handle in (self._sink, self._replay):
+            if handle is not None:
+                handle.close()
+        self._sink = self._replay = None
+        super().close()
