@@ -268,7 +268,9 @@ def _build_archives(folder: Path, sizes: Sizes) -> list[Served]:
     _write_tar(tar, members)
     packers: dict[str, Callable[[Path, Path], None]] = {"gz": _gzip, "zst": _zstd}
     with ThreadPoolExecutor(len(packers)) as pool:
-        jobs = [pool.submit(pack, tar, folder / f"archive.tar.{fmt}") for fmt, pack in packers.items()]
+        jobs = [
+            pool.submit(pack, tar, folder / f"archive.tar.{fmt}") for fmt, pack in packers.items()
+        ]
         for job in jobs:
             job.result()
     tar.unlink()

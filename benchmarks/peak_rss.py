@@ -4,14 +4,17 @@
 
 resolves ``model/cv/image_classification/ai.djl.bench/ARTIFACT_ID`` in the repository at
 LOCATION, prepares it into CACHE_DIR and prints, as JSON, the process's peak resident set size
-(``getrusage(RUSAGE_SELF).ru_maxrss``: interpreter and imports included, nothing subtracted)
-and the same figure just before ``prepare`` started.
+(interpreter and imports included, nothing subtracted) and the same figure just before
+``prepare`` started.
+
+The peak is Linux's ``VmHWM`` of this process's address space. ``getrusage``'s ``ru_maxrss``
+would not do: Linux carries it over ``execve``, so a child started from a big parent reports
+at least the parent's size.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 from pathlib import Path
 
@@ -24,8 +27,11 @@ GROUP = "ai.djl.bench"
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set size so far, in MiB (``VmHWM``, which is in KiB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise OSError("/proc/self/status has no VmHWM line")
 
 
 def main(argv: list[str]) -> None:

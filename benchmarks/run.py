@@ -9,12 +9,6 @@ not the targets are met: it is a report, not a test. See ``benchmarks/README.md`
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 import argparse
 import datetime
 import json
@@ -23,21 +17,28 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
-import pooch
+import pooch  # type: ignore[import-untyped]
+
+# Run as a script from anywhere: the project root holds the benchmarks and the test servers.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.datasets import FULL, QUICK, Served, Sizes, build, read_through
 from repository import Artifact, Repository
 from repository.errors import UnsupportedSchemeError
 from tests.servers.nginx import NGINX_BINARY, NginxServer
 
+ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 DATA = BENCHMARKS / ".data"
 RESULTS = BENCHMARKS / "results"
@@ -50,6 +51,7 @@ FOLDERS = {  # the generated folders each case needs
     "e": ("small",),
     "f": ("big",),
 }
+TOOLS = {"curl": "curl", "tar": "tar", "zstd": "zstd"}  # command: its Debian package
 UNPACK = {  # curl's output piped through these, then into the target directory
     "gz": (["tar", "-xzf", "-", "-C"],),
     "zst": (["zstd", "-dcq"], ["tar", "-xf", "-", "-C"]),
@@ -89,7 +91,7 @@ class Comparison:
     key: str
     label: str
     target: Target
-    make: Callable[[], tuple[Probe, Probe | None]]  # sets up (untimed), returns the probes
+    make: Callable[[Path], tuple[Probe, Probe | None]]  # set up in a folder, return the probes
     peer_name: str = ""
     unit: str = "s"
     fresh: bool = True  # a new empty directory for every call (cold)
@@ -161,13 +163,17 @@ def _once(probe: Probe, scratch: Path, *, fresh: bool) -> float:
 
 
 def measure(comparison: Comparison, rounds: int, scratch: Path) -> Result:
+    """Set the comparison up and sample it in a folder of its own, removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(dir=scratch, prefix=f"{comparison.key}-"))
     try:
-        ours, peer = comparison.make()
+        ours, peer = comparison.make(workdir)
         contenders = [(ours, comparison.ours_per_round)] + ([(peer, 1)] if peer else [])
-        values = sample(contenders, rounds, scratch, fresh=comparison.fresh)
+        values = sample(contenders, rounds, workdir, fresh=comparison.fresh)
     except Exception as exc:
         traceback.print_exc()
         return Result(comparison, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(workdir)
     return Result(comparison, values[0], values[1] if peer else [])
 
 
@@ -180,7 +186,6 @@ class Bench:
 
     root: Path
     server: NginxServer
-    scratch: Path
     local: bool
     served: dict[str, Served]
 
@@ -201,9 +206,6 @@ class Bench:
     def url(self, served: Served) -> str:
         return self.server.url(served.path(served.items[0]))
 
-    def warm_directory(self) -> Path:
-        return Path(tempfile.mkdtemp(dir=self.scratch, prefix="warm-"))
-
 
 def ours_cold(bench: Bench, served: Served) -> Probe:
     """A fresh repository: resolve (fetches the metadata) and prepare."""
@@ -218,21 +220,27 @@ def ours_cold(bench: Bench, served: Served) -> Probe:
 def pipeline(*stages: Sequence[str]) -> None:
     """Run commands with each one's stdout piped into the next; raise if any fails."""
     processes: list[subprocess.Popen[bytes]] = []
-    for stage in stages:
-        stdin = processes[-1].stdout if processes else subprocess.DEVNULL
-        last = len(processes) == len(stages) - 1
+    for index, stage in enumerate(stages):
+        previous = processes[-1].stdout if processes else None
+        piped = index < len(stages) - 1
         processes.append(
-            subprocess.Popen(stage, stdin=stdin, stdout=None if last else subprocess.PIPE)
+            subprocess.Popen(
+                stage,
+                stdin=previous or subprocess.DEVNULL,
+                stdout=subprocess.PIPE if piped else None,
+            )
         )
-        if stdin is not subprocess.DEVNULL and stdin is not None:
-            stdin.close()  # the next stage holds the only reading end
+        if previous is not None:
+            previous.close()  # the new stage holds the only reading end
     for process in processes:
         if process.wait() != 0:
             raise subprocess.CalledProcessError(process.returncode, process.args)
 
 
 def curl_download(bench: Bench, served: Served) -> Probe:
-    return timed(lambda directory: pipeline(["curl", "-sSf", "-o", str(directory / "f"), bench.url(served)]))
+    return timed(
+        lambda directory: pipeline(["curl", "-sSf", "-o", str(directory / "f"), bench.url(served)])
+    )
 
 
 def curl_untar(bench: Bench, served: Served) -> Probe:
@@ -259,14 +267,23 @@ def pooch_cold(bench: Bench, served: Served, *, untar: bool = False) -> Probe:
     return timed(lambda directory: pooch_fetch(bench, served, directory, untar=untar))
 
 
-def warm_pair(bench: Bench, served: Served, *, untar: bool = False) -> tuple[Probe, Probe]:
+def ours_and(
+    peer: Callable[..., Probe], bench: Bench, served: Served, _workdir: Path, **options: bool
+) -> tuple[Probe, Probe]:
+    """Our cold probe and the peer's, on the same artifact (each call gets a fresh folder)."""
+    return ours_cold(bench, served), peer(bench, served, **options)
+
+
+def warm_pair(
+    bench: Bench, served: Served, workdir: Path, *, untar: bool = False
+) -> tuple[Probe, Probe]:
     """Prepare (and pooch-fetch) once, untimed; the probes then repeat the call on the result."""
-    repo = bench.repository(bench.warm_directory())
+    repo = bench.repository(workdir / "ours")
     artifact = bench.resolve(repo, served)
     repo.prepare(artifact)
     if not repo.is_prepared(artifact):
         raise RuntimeError(f"{served.name} is not prepared after prepare()")
-    fetched = bench.warm_directory()
+    fetched = workdir / "pooch"
     pooch_fetch(bench, served, fetched, untar=untar)
     return (
         timed(lambda _: repo.prepare(artifact)),
@@ -304,96 +321,118 @@ def human_size(size: int) -> str:
 
 def archive_label(served: Served) -> str:
     return (
-        f"tar.{served.properties['format']}: {human_size(served.content_size)} in "
-        f"{served.content_files:,} files ({human_size(served.download_size)} download)"
+        f"tar.{served.properties['format']}: {served.content_files:,} files, "
+        f"{human_size(served.content_size)} ({human_size(served.download_size)} packed)"
     )
 
 
-def comparisons(letter: str, bench: Bench, rounds: int) -> list[Comparison]:
-    served = bench.served
-    big = served.get("big")
-    small = served.get("small")
-    archives = [served[name] for name in ("archive_gz", "archive_zst") if name in served]
-    gz = served.get("archive_gz")
-    warm_calls = max(1, WARM_CALLS // rounds)
-    if letter == "a" and big:
-        label = f"{human_size(big.content_size)} file, sha1+sha256 verified"
-        target = Target("<= 1.25x curl", 1.25, of_ratio=True)
-        pair = (ours_cold(bench, big), curl_download(bench, big))
-        return [Comparison("a", label, target, lambda: pair, "curl -o")]
-    if letter == "b":
-        target = Target("<= 1.3x curl|tar", 1.3, of_ratio=True)
-        return [
-            Comparison(
-                f"b-{archive.properties['format']}",
-                archive_label(archive),
-                target,
-                lambda archive=archive: (ours_cold(bench, archive), curl_untar(bench, archive)),
-                "curl | tar -x",
-            )
-            for archive in archives
-        ]
-    if letter == "c" and big and gz:
-        target = Target("< 1x pooch (faster)", 1.0, of_ratio=True, strict=True)
-        return [
-            Comparison(
-                "c-file",
-                f"{human_size(big.content_size)} file",
-                target,
-                lambda: (ours_cold(bench, big), pooch_cold(bench, big)),
-                "pooch.retrieve",
-            ),
-            Comparison(
-                "c-gz",
-                archive_label(gz),
-                target,
-                lambda: (ours_cold(bench, gz), pooch_cold(bench, gz, untar=True)),
-                "pooch + Untar",
-            ),
-        ]
-    if letter == "d" and big and gz and small:
-        target = Target("< 1 ms", 0.001, of_ratio=False, strict=True)
-        cases = [
-            ("d-file", f"prepared {human_size(big.content_size)} file", big, False, "pooch hit"),
-            ("d-gz", f"prepared {archive_label(gz)}", gz, True, "pooch+Untar hit"),
-            ("d-items", f"prepared {small.content_files:,}-item artifact", small, False, "pooch hits"),
-        ]
-        return [
-            Comparison(
-                key,
-                label,
-                target,
-                lambda artifact=artifact, untar=untar: warm_pair(bench, artifact, untar=untar),
-                peer,
-                fresh=False,
-                ours_per_round=warm_calls,
-            )
-            for key, label, artifact, untar, peer in cases
-        ]
-    if letter == "e" and small:
-        label = (
-            f"{small.content_files:,} items of {human_size(min(i.size for i in small.items))}-"
-            f"{human_size(max(i.size for i in small.items))} ({human_size(small.download_size)})"
+def case_a(bench: Bench, rounds: int) -> list[Comparison]:
+    big = bench.served["big"]
+    return [
+        Comparison(
+            "a",
+            f"{human_size(big.content_size)} file, sha1+sha256 verified",
+            Target("<= 1.25x curl", 1.25, of_ratio=True),
+            partial(ours_and, curl_download, bench, big),
+            "curl -o",
         )
-        target = Target(">= 5x faster (<= 0.2x)", 0.2, of_ratio=True)
-        pair = (ours_cold(bench, small), pooch_cold(bench, small))
-        return [Comparison("e", label, target, lambda: pair, "pooch, one by one")]
-    if letter == "f" and big:
-        before: list[float] = []
-        label = f"peak RSS, cold prepare of the {human_size(big.content_size)} file (a)"
-        target = Target("< 100 MiB", 100.0, of_ratio=False, strict=True)
-        probe = peak_rss(bench, big, before)
-        return [
-            Comparison(
-                "f",
-                label,
-                target,
-                lambda: (probe, None),
-                unit="MiB",
-                details={"peak_rss_before_prepare_mib": before},
-            )
-        ]
-    raise LookupError(f"case {letter}: its data was not generated")
+    ]
+
+
+def case_b(bench: Bench, rounds: int) -> list[Comparison]:
+    return [
+        Comparison(
+            f"b-{archive.properties['format']}",
+            archive_label(archive),
+            Target("<= 1.3x curl|tar", 1.3, of_ratio=True),
+            partial(ours_and, curl_untar, bench, archive),
+            "curl | tar -x",
+        )
+        for archive in (bench.served["archive_gz"], bench.served["archive_zst"])
+    ]
+
+
+def case_c(bench: Bench, rounds: int) -> list[Comparison]:
+    # No tar.zst: pooch's Untar uses tarfile, which reads zstd only from Python 3.14 on.
+    big, gz = bench.served["big"], bench.served["archive_gz"]
+    target = Target("< 1x pooch (faster)", 1.0, of_ratio=True, strict=True)
+    return [
+        Comparison(
+            "c-file",
+            f"{human_size(big.content_size)} file",
+            target,
+            partial(ours_and, pooch_cold, bench, big),
+            "pooch.retrieve",
+        ),
+        Comparison(
+            "c-gz",
+            archive_label(gz),
+            target,
+            partial(ours_and, pooch_cold, bench, gz, untar=True),
+            "pooch + Untar",
+        ),
+    ]
+
+
+def case_d(bench: Bench, rounds: int) -> list[Comparison]:
+    big, gz, small = (bench.served[name] for name in ("big", "archive_gz", "small"))
+    cases = [
+        ("d-file", f"{human_size(big.content_size)} file", big, False, "pooch hit"),
+        ("d-gz", archive_label(gz), gz, True, "pooch+Untar hit"),
+        ("d-items", f"{small.content_files:,}-item artifact", small, False, "pooch hits"),
+    ]
+    return [
+        Comparison(
+            key,
+            f"already prepared: {label}",
+            Target("< 1 ms", 0.001, of_ratio=False, strict=True),
+            partial(warm_pair, bench, artifact, untar=untar),
+            peer,
+            fresh=False,
+            ours_per_round=max(1, WARM_CALLS // rounds),
+        )
+        for key, label, artifact, untar, peer in cases
+    ]
+
+
+def case_e(bench: Bench, rounds: int) -> list[Comparison]:
+    small = bench.served["small"]
+    sizes = [item.size for item in small.items]
+    return [
+        Comparison(
+            "e",
+            f"{len(sizes):,} items of {human_size(min(sizes))}..{human_size(max(sizes))} "
+            f"({human_size(sum(sizes))})",
+            Target(">= 5x faster (<= 0.2x)", 0.2, of_ratio=True),
+            partial(ours_and, pooch_cold, bench, small),
+            "pooch, one by one",
+        )
+    ]
+
+
+def case_f(bench: Bench, rounds: int) -> list[Comparison]:
+    big = bench.served["big"]
+    before: list[float] = []
+    return [
+        Comparison(
+            "f",
+            f"peak RSS of a cold prepare of the {human_size(big.content_size)} file",
+            Target("< 100 MiB", 100.0, of_ratio=False, strict=True),
+            lambda _workdir: (peak_rss(bench, big, before), None),
+            unit="MiB",
+            details={"peak_RSS_MiB_before_prepare_started": before},
+        )
+    ]
+
+
+CASES: dict[str, Callable[[Bench, int], list[Comparison]]] = {
+    "a": case_a,
+    "b": case_b,
+    "c": case_c,
+    "d": case_d,
+    "e": case_e,
+    "f": case_f,
+}
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -433,13 +472,16 @@ def table(results: list[Result]) -> str:
                 spread(result.ours, unit),
                 comparison.peer_name or "-",
                 spread(result.peer, unit),
-                "-" if ratio is None else f"{ratio:.2f}x",
+                "-" if ratio is None else f"{ratio:.3g}x",
                 comparison.target.text,
                 verdict,
             ]
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(line.rstrip() for line in lines)
 
@@ -487,9 +529,13 @@ def report(results: list[Result], settings: dict[str, Any], output: Path) -> Non
             print(f"\n{result.comparison.key}: {result.error}")
         for name, values in result.comparison.details.items():
             if values:
-                print(f"\n{result.comparison.key}: {name} median {statistics.median(values):.1f}")
-    print(f"\nFile data is served from the page cache: the figures are the clients' CPU cost.")
-    print("c has no tar.zst row: pooch's Untar uses tarfile, which reads zstd only from Python 3.14.")
+                median = statistics.median(values)
+                print(f"\n{result.comparison.key}: {name.replace('_', ' ')}: median {median:.1f}")
+    print("\nFile data is served from the page cache: the figures are the clients' CPU cost.")
+    if any(result.comparison.key.startswith("c-") for result in results):
+        print(
+            "c has no tar.zst row: pooch's Untar uses tarfile, which reads zstd from Python 3.14."
+        )
     cases = [
         {
             "key": result.comparison.key,
@@ -537,7 +583,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, help="JSON file (default results/latest*.json)")
     args = parser.parse_args(argv)
-    args.only = [letter for letter in args.only.replace(",", "") if letter.strip()]
+    args.only = list(dict.fromkeys(args.only.replace(",", "").replace(" ", "")))
     unknown = sorted(set(args.only) - set(FOLDERS))
     if unknown or args.repeat < 1:
         parser.error(f"unknown cases {unknown}" if unknown else "--repeat must be at least 1")
@@ -546,6 +592,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse_arguments(argv)
+    missing = [package for command, package in TOOLS.items() if shutil.which(command) is None]
+    if missing:
+        sys.exit(f"Missing tools: apt-get install -y {' '.join(missing)}")
     sizes: Sizes = QUICK if args.quick else FULL
     root = DATA / ("quick" if args.quick else "full")
     output = args.output or RESULTS / ("latest-quick.json" if args.quick else "latest.json")
@@ -555,16 +604,17 @@ def main(argv: list[str]) -> None:
         for folder in folders
         for artifact in build(root, sizes, folder, log)
     }
-    read_through([root / artifact.path(item) for artifact in served.values() for item in artifact.items])
+    read_through(
+        [root / artifact.path(item) for artifact in served.values() for item in artifact.items]
+    )
     pooch.get_logger().setLevel("WARNING")  # one line per file on stderr otherwise
-    DATA.mkdir(exist_ok=True)
     with (
         NginxServer(root) as server,
         tempfile.TemporaryDirectory(dir=DATA, prefix="scratch-") as scratch,
     ):
-        bench = Bench(root, server, Path(scratch), args.local, served)
+        bench = Bench(root, server, args.local, served)
         try:
-            kind = type(bench.repository(bench.scratch)).__name__
+            kind = type(bench.repository(Path(scratch))).__name__
         except UnsupportedSchemeError as exc:
             sys.exit(f"{exc}\nRemoteRepository is not available yet: run with --local.")
         where = f"reading {root}" if args.local else f"over {server.base_url} (nginx)"
@@ -578,11 +628,13 @@ def main(argv: list[str]) -> None:
         }
         results: list[Result] = []
         for letter in args.only:
-            for comparison in comparisons(letter, bench, args.repeat):
+            for comparison in CASES[letter](bench, args.repeat):
                 log(f"{comparison.key}: {comparison.label} ...")
-                result = measure(comparison, args.repeat, bench.scratch)
-                log(f"{comparison.key}: ours {spread(result.ours, comparison.unit)}, "
-                    f"{comparison.peer_name or '-'} {spread(result.peer, comparison.unit)}")
+                result = measure(comparison, args.repeat, Path(scratch))
+                log(
+                    f"{comparison.key}: ours {spread(result.ours, comparison.unit)}, "
+                    f"{comparison.peer_name or '-'} {spread(result.peer, comparison.unit)}"
+                )
                 results.append(result)
     report(results, settings, output)
 

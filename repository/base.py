@@ -33,7 +33,13 @@ from repository.install import (
 from repository.manifest import Manifest
 from repository.metadata import Artifact, Item, Metadata, check_relative_name, load_metadata
 from repository.mrl import MRL
-from repository.progress import Progress, ProgressCallback, ProgressOption, progress_for
+from repository.progress import (
+    Progress,
+    ProgressCallback,
+    ProgressOption,
+    known_total,
+    progress_for,
+)
 from repository.version import Version, VersionRange
 
 if TYPE_CHECKING:
@@ -247,12 +253,11 @@ class Repository(abc.ABC):
         if self.is_prepared(artifact):
             return
         target = self.get_resource_directory(artifact)
-        callback = progress_for(
-            progress, f"{artifact.metadata.mrl.artifact_id} {artifact.version or ''}"
-        )
-        counter = None
-        if callback is not None:
-            counter = Progress(callback, [item.size for item in artifact.files.values()])
+        sizes = [item.size for item in artifact.files.values()]
+        known = known_total(sizes)
+        description = f"{artifact.metadata.mrl.artifact_id} {artifact.version or ''}".strip()
+        callback = progress_for(progress, description, known)
+        counter = None if callback is None else Progress(callback, sizes)
         try:
             for attempt in (1, 2):
                 try:

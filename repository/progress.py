@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Progress", "ProgressCallback", "ProgressOption", "progress_for"]
+__all__ = ["Progress", "ProgressCallback", "ProgressOption", "known_total", "progress_for"]
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``progress(bytes_done, bytes_total)``; the total is None while it is unknown."""
@@ -18,6 +18,17 @@ ProgressOption = ProgressCallback | bool | None
 a callable: that callback."""
 
 NO_PROGRESS_ENV = "REPOSITORY_NO_PROGRESS"
+
+
+def known_total(sizes: list[int | None]) -> int | None:
+    """The sum of ``sizes`` when every one is known (positive), else None.
+
+    >>> known_total([3, 4]), known_total([3, None]), known_total([])
+    (7, None, 0)
+    """
+    if any(size is None or size <= 0 for size in sizes):
+        return None
+    return sum(size for size in sizes if size is not None)
 
 
 class Progress:
@@ -63,16 +74,16 @@ class Progress:
 class _Bar:
     """A tqdm bar as a progress callback (imported lazily: tqdm is only needed on a terminal)."""
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, total: int | None) -> None:
         from tqdm.auto import tqdm
 
         self._bar: Any = tqdm(
             desc=description,
+            total=total,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
             file=sys.stderr,
-            leave=False,
         )
 
     def __call__(self, done: int, total: int | None) -> None:
@@ -84,7 +95,9 @@ class _Bar:
         self._bar.close()
 
 
-def progress_for(option: ProgressOption, description: str) -> ProgressCallback | None:
+def progress_for(
+    option: ProgressOption, description: str, total: int | None = None
+) -> ProgressCallback | None:
     """The callback to use for a ``progress`` argument (see :data:`ProgressOption`)."""
     if option is False:
         return None
@@ -92,4 +105,4 @@ def progress_for(option: ProgressOption, description: str) -> ProgressCallback |
         return option
     if option is None and (os.environ.get(NO_PROGRESS_ENV) or not sys.stderr.isatty()):
         return None
-    return _Bar(description)
+    return _Bar(description, total)

@@ -1,8 +1,10 @@
 """Choose a repository class by URL scheme, through factories that users can add.
 
-Built in: ``file`` (and plain paths). Installed packages add factories through the entry-point
-group ``repository.factories`` (an entry point names a factory class or instance), and programs
-through :func:`register_repository_factory`; for each scheme the last one registered wins.
+Built in: ``file`` (and plain paths), ``http`` and ``https``, and the object-store schemes
+(``s3``, ``gs``, ``az``...) whose fsspec package is installed. Installed packages add factories
+through the entry-point group ``repository.factories`` (an entry point names a factory class or
+instance), and programs through :func:`register_repository_factory`; for each scheme the last
+one registered wins.
 """
 
 from __future__ import annotations
@@ -49,11 +51,13 @@ def _load_defaults() -> None:
         return
     _defaults_loaded = True
     from repository.local import FileRepositoryFactory
+    from repository.objectstore import ObjectStoreRepositoryFactory
     from repository.remote import RemoteRepositoryFactory
 
     explicit = dict(_registry)
     _add(FileRepositoryFactory())
     _add(RemoteRepositoryFactory())
+    _add(ObjectStoreRepositoryFactory())
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry_point.load()

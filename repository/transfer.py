@@ -55,6 +55,10 @@ logger = logging.getLogger(__name__)
 
 OFFLINE_ENV = "REPOSITORY_OFFLINE"
 MAX_REDIRECTS = 10
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Failures mid-body count against the retry budget until this much arrives again, so that a
+# server that trickles a few bytes before each stall cannot keep a download going for ever.
+PROGRESS_RESETS_RETRIES = 1 << 20
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 HOST = socket.gethostname()
@@ -270,7 +274,7 @@ class HttpTransport:
             )
             response = self._client.send(request, stream=True)
             logger.debug('HTTP GET %s "%d"', redact_url(url), response.status_code)
-            if not response.is_redirect:
+            if response.status_code not in REDIRECT_STATUSES or "location" not in response.headers:
                 return response
             location = response.headers["location"]
             response.close()
@@ -429,6 +433,7 @@ class ResumingStream(io.RawIOBase):
         self._skip = 0
         self._delivered = 0
         self._failures = 0
+        self._since_failure = 0
         self._finished = False
         #: True when some bytes came from an earlier, interrupted transfer.
         self.resumed = False
@@ -469,7 +474,9 @@ class ResumingStream(io.RawIOBase):
         except httpx.TransportError as exc:
             self._interrupted(exc)
             return True
-        self._failures = 0
+        self._since_failure += len(chunk)
+        if self._since_failure >= PROGRESS_RESETS_RETRIES:
+            self._failures = 0
         if self._skip:
             dropped = min(self._skip, len(chunk))
             self._skip -= dropped
@@ -481,6 +488,7 @@ class ResumingStream(io.RawIOBase):
 
     def _interrupted(self, exc: httpx.TransportError) -> None:
         self._failures += 1
+        self._since_failure = 0
         policy = self._transport.retry
         if self._failures >= policy.attempts:
             raise DownloadError(

@@ -16,8 +16,9 @@ import pytest
 import zstandard
 
 from tests.servers.fixtures import fault_server, nginx_factory, other_host_server
+from tests.servers.moto import moto_server, s3_bucket
 
-__all__ = ["fault_server", "nginx_factory", "other_host_server"]
+__all__ = ["fault_server", "moto_server", "nginx_factory", "other_host_server", "s3_bucket"]
 
 DATA = Path(__file__).parent / "data"
 
@@ -138,17 +139,26 @@ def leftovers(root: Path) -> list[str]:
     )
 
 
+class OpenedFiles(list[str]):
+    """Paths opened while recording, with the mode of each open in :attr:`modes`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.modes: list[tuple[str, str]] = []
+
+
 @pytest.fixture
-def opened_files() -> Iterator[list[str]]:
+def opened_files() -> Iterator[OpenedFiles]:
     """Record every file this process opens while the fixture is active (an audit hook)."""
     import sys
 
-    recorded: list[str] = []
+    recorded = OpenedFiles()
     active = [True]
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if active[0] and event == "open" and isinstance(args[0], str | bytes | Path):
             recorded.append(str(args[0]))
+            recorded.modes.append((str(args[0]), str(args[1])))
 
     sys.addaudithook(hook)
     yield recorded

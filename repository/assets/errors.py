@@ -10,6 +10,7 @@ keyword-only attributes::
     │   ├── UnknownVersioningSystemError (also ValueError) no versioning system by that name
     │   ├── AssetNotFoundError                        no such asset, version or sub-part
     │   ├── AssetExistsError                          a push of a version (or ``new``) that exists
+    │   ├── InvalidAssetError       (also ValueError) a local file or folder that cannot be pushed
     │   └── UnsupportedStorageOperationError          a write to read-only storage, a listing...
     ├── DownloadError                                 (repository.errors)
     │   └── ObjectNotFoundError                       a storage object that does not exist
@@ -30,6 +31,7 @@ __all__ = [
     "AssetError",
     "AssetExistsError",
     "AssetNotFoundError",
+    "InvalidAssetError",
     "InvalidAssetSpecError",
     "InvalidAssetVersionError",
     "ObjectNotFoundError",
@@ -120,6 +122,20 @@ class AssetExistsError(AssetError):
         super().__init__(message)
         self.name = name
         self.version = version
+
+
+class InvalidAssetError(AssetError, ValueError):
+    """A local file or folder that cannot be pushed as an asset (missing, unreadable, or a
+    folder holding a top-level ``.SUCCESS``, the name of the local success marker).
+
+    :param path: the file or folder.
+    :param reason: what is wrong with it.
+    """
+
+    def __init__(self, message: str, *, path: str, reason: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
 
 
 class UnsupportedStorageOperationError(AssetError):
