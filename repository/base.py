@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from repository.cache import MANIFEST_NAME, cache_root, path_segment, repository_key
-from repository.errors import ChecksumMismatchError, DownloadError, MetadataError, RepositoryError
+from repository.errors import (
+    ChecksumMismatchError,
+    DownloadError,
+    ExtractionError,
+    InstallError,
+    MetadataError,
+    RepositoryError,
+)
 from repository.extract import ExtractionLimits
 from repository.hashing import HashingReader
 from repository.install import (
@@ -24,12 +31,15 @@ from repository.install import (
     install_item,
     publish,
     read_manifest,
+    remove_abandoned,
+    remove_directory,
     remove_tree,
     source_algorithms,
     wants_whole_file,
     work_directory,
     write_manifest,
 )
+from repository.locks import work_lock
 from repository.manifest import Manifest
 from repository.metadata import Artifact, Item, Metadata, check_relative_name, load_metadata
 from repository.mrl import MRL
@@ -44,6 +54,7 @@ from repository.version import Version, VersionRange
 
 if TYPE_CHECKING:
     from repository.transfer import HttpTransport, Partial, PartialDownloads
+    from repository.verify import VerifyReport
 
 __all__ = ["ProgressCallback", "Repository"]
 
@@ -62,6 +73,8 @@ class Repository(abc.ABC):
     is_remote: bool = False
     #: How many items of one artifact are installed at once.
     max_workers: int = 1
+    #: Seconds to wait for another process preparing the same artifact before doing it anyway.
+    lock_timeout: float = 1800.0
 
     def __init__(
         self,
@@ -240,28 +253,45 @@ class Repository(abc.ABC):
         """Fetch, verify and install an artifact's items into its resource directory.
 
         A prepared artifact costs one small read of its manifest and nothing else: no lock, no
-        write. Otherwise every item is read once, hashed on the way, and installed into a work
-        directory beside the target, which is renamed into place only when everything verified.
+        write, so a prepared cache on a read-only mount works. Otherwise the artifact's lock is
+        taken (another process preparing it is waited for, then its result reused), and every
+        item is read once, hashed on the way, and installed into a work directory beside the
+        target, which is renamed into place only when everything verified.
 
         :param progress: None for a bar when stderr is a terminal, False for none, or a
             callback ``progress(bytes_done, bytes_total)``.
         :raises ChecksumMismatchError: when an item's bytes do not match its declared hash.
         :raises DownloadError: when an item cannot be read (``OfflineError`` in offline mode).
         :raises ExtractionError: when an archive is corrupt, unsupported or unsafe.
-        :raises InstallError: when the cache cannot be written.
+        :raises InstallError: when the cache cannot be written (full disk, permissions), naming
+            the path; temporary files are removed.
         """
         if self.is_prepared(artifact):
             return
+        self._prepare_locked(artifact, progress, force=False)
+
+    def _prepare_locked(self, artifact: Artifact, progress: ProgressOption, *, force: bool) -> None:
         target = self.get_resource_directory(artifact)
+        try:
+            with work_lock(self._cache_root, str(target), timeout=self.lock_timeout):
+                if not force and self.is_prepared(artifact):
+                    return  # another process finished it while this one waited
+                remove_abandoned(target)
+                self._prepare_with_retries(artifact, target, progress, force=force)
+        except OSError as exc:
+            raise install_error(exc, target) from exc
+
+    def _prepare_with_retries(
+        self, artifact: Artifact, target: Path, progress: ProgressOption, *, force: bool
+    ) -> None:
         sizes = [item.size for item in artifact.files.values()]
-        known = known_total(sizes)
         description = f"{artifact.metadata.mrl.artifact_id} {artifact.version or ''}".strip()
-        callback = progress_for(progress, description, known)
+        callback = progress_for(progress, description, known_total(sizes))
         counter = None if callback is None else Progress(callback, sizes)
         try:
             for attempt in (1, 2):
                 try:
-                    self._prepare_once(artifact, target, counter)
+                    self._prepare_once(artifact, target, counter, force=force)
                     return
                 except SourceChangedError as exc:
                     if attempt == 2:
@@ -271,7 +301,9 @@ class Repository(abc.ABC):
             if counter is not None:
                 counter.close()
 
-    def _prepare_once(self, artifact: Artifact, target: Path, counter: Progress | None) -> None:
+    def _prepare_once(
+        self, artifact: Artifact, target: Path, counter: Progress | None, *, force: bool
+    ) -> None:
         work: Path | None = None
         partials: list[Partial] = []
         try:
@@ -285,17 +317,26 @@ class Repository(abc.ABC):
                 sources=self._fingerprints(artifact),
             )
             write_manifest(work, manifest, items)
-            publish(work, target, accept_existing=lambda: self.is_prepared(artifact))
+            publish(work, target, accept_existing=lambda: not force and self.is_prepared(artifact))
             logger.info("Prepared %s %s in %s", artifact.metadata.mrl, artifact.version, target)
             if partials:
                 store = self._partials()
                 for partial in partials:
                     store.discard(partial)
-        except OSError as exc:
-            raise install_error(exc, work or target) from exc
         finally:
             if work is not None:
                 remove_tree(work)
+
+    def remove(self, artifact: Artifact) -> bool:
+        """Remove a prepared artifact from the cache (atomically); False if it was not there."""
+        target = self.get_resource_directory(artifact)
+        if not self.is_remote:
+            raise RepositoryError(f"{self!r} serves {target} in place; it is not in the cache")
+        try:
+            with work_lock(self._cache_root, str(target), timeout=self.lock_timeout):
+                return remove_directory(target)
+        except OSError as exc:
+            raise install_error(exc, target) from exc
 
     def _install_items(
         self,
@@ -378,6 +419,9 @@ class Repository(abc.ABC):
             if stream.resumed:
                 raise SourceChangedError(f"{shown} did not verify after resuming") from None
             raise
+        except (ExtractionError, InstallError, OSError):
+            store.discard(partial)  # bad content or no room: nothing worth resuming
+            raise
         except BaseException:
             store.release(partial)
             raise
@@ -402,6 +446,21 @@ class Repository(abc.ABC):
         from repository.transfer import PartialDownloads
 
         return PartialDownloads(self._cache_root / ".tmp" / "downloads")
+
+    def verify(self, artifact: Artifact, *, repair: bool = False) -> VerifyReport:
+        """Re-hash a prepared artifact against its manifest: missing, changed and extra files.
+
+        :param repair: prepare the artifact again when the check fails (the damaged directory
+            is replaced atomically).
+        """
+        from repository.verify import verify_directory
+
+        directory = self.get_resource_directory(artifact)
+        report = verify_directory(directory)
+        if not report.ok and repair:
+            logger.warning("Re-preparing %s: %s", artifact.metadata.mrl, report)
+            self._prepare_locked(artifact, False, force=True)
+        return report
 
     # -- reading prepared files --------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from repository.extract import (
 )
 from repository.filetypes import ArchiveFormat
 from repository.hashing import CHUNK_SIZE, HashingReader, Readable, verify_digests
+from repository.locks import is_abandoned, owner_tag
 from repository.manifest import FileRecord, Manifest
 from repository.metadata import Item
 
@@ -47,6 +48,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 WORK_SUFFIX = ".part"
+TRASH_SUFFIX = ".trash"
+SPOOL_PREFIX = ".repository-spool-"
 _TAR_FORMATS = {ArchiveFormat.TAR, ArchiveFormat.TGZ, ArchiveFormat.TZST}
 
 
@@ -119,7 +122,8 @@ def install_item(
             return install_file(
                 local_file, reader.hexdigests(), item, root, source=source, limits=limits
             )
-        with tempfile.NamedTemporaryFile(dir=root.parent, suffix=".spool") as spool:
+        # The spool lives in the work directory, so that a crash leaves it with the rest.
+        with tempfile.NamedTemporaryFile(dir=root, prefix=SPOOL_PREFIX) as spool:
             shutil.copyfileobj(reader, spool, CHUNK_SIZE)
             spool.flush()
             return install_file(
@@ -213,9 +217,55 @@ def _prefixed(record: InstalledFile, prefix: str) -> InstalledFile:
 
 
 def work_directory(target: Path) -> Path:
-    """Create a private, uniquely named work directory beside ``target``."""
+    """Create a private work directory beside ``target``, named after it and its owner."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=WORK_SUFFIX, dir=target.parent))
+    return Path(
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.{owner_tag()}.", suffix=WORK_SUFFIX, dir=target.parent
+        )
+    )
+
+
+def _trash_directory(target: Path) -> Path:
+    return Path(
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.{owner_tag()}.", suffix=TRASH_SUFFIX, dir=target.parent
+        )
+    )
+
+
+def remove_abandoned(target: Path) -> list[Path]:
+    """Remove the work and trash directories that dead processes left beside ``target``."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except FileNotFoundError:
+        return removed
+    prefix = f".{target.name}."
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.name.endswith(
+            (WORK_SUFFIX, TRASH_SUFFIX)
+        ):
+            continue
+        tag = entry.name[len(prefix) :].split(".", 1)[0]
+        if is_abandoned(tag, Path(entry.path)):
+            logger.info("Removing %s, left by a dead process", entry.path)
+            remove_tree(Path(entry.path))
+            removed.append(Path(entry.path))
+    return removed
+
+
+def remove_directory(target: Path) -> bool:
+    """Remove a resource directory atomically: renamed aside first, so that nobody ever sees
+    half of it, then deleted. Returns False when it did not exist."""
+    trash = _trash_directory(target)
+    try:
+        os.rename(target, trash / "old")
+    except FileNotFoundError:
+        remove_tree(trash)
+        return False
+    remove_tree(trash)
+    return True
 
 
 def write_manifest(directory: Path, manifest: Manifest, items: list[InstalledItem]) -> None:
@@ -247,20 +297,18 @@ def publish(work: Path, target: Path, *, accept_existing: Callable[[], bool]) ->
     concurrent prepare won the race); otherwise it is moved aside and replaced. A crash between
     the two renames leaves no target at all, which the next prepare redoes.
     """
-    try:
-        os.rename(work, target)
-        return True
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
-            raise
-    if accept_existing():
-        return False
-    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".trash", dir=target.parent))
-    os.rename(target, trash / "old")
-    os.rename(work, target)
-    remove_tree(trash)
-    logger.info("Replaced incomplete or outdated %s", target)
-    return True
+    for _ in range(5):
+        try:
+            os.rename(work, target)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise
+        if accept_existing():
+            return False
+        if remove_directory(target):
+            logger.info("Replaced incomplete or outdated %s", target)
+    raise InstallError(f"Cannot publish {target}: it keeps being replaced", path=str(target))
 
 
 def remove_tree(path: Path) -> None:

@@ -46,6 +46,9 @@ __all__ = [
 
 ItemType = Literal["dir", "file"]
 
+#: The largest item size accepted (1 PiB): beyond it a declared size is nonsense or hostile.
+MAX_ITEM_SIZE = 1 << 50
+
 _HEX = {"sha1": re.compile(r"[0-9a-fA-F]{40}"), "sha256": re.compile(r"[0-9a-fA-F]{64}")}
 
 
@@ -90,7 +93,7 @@ class Item(_Model):
     sha256_hash: str | None = Field(default=None, alias="sha256Hash")
     name: str | None = None
     type: ItemType | None = None
-    size: int | None = Field(default=None, ge=-1)
+    size: int | None = Field(default=None, ge=-1, le=MAX_ITEM_SIZE)
 
     _key: str = PrivateAttr(default="")
     _artifact: Artifact | None = PrivateAttr(default=None)

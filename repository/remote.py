@@ -21,7 +21,7 @@ import httpx
 from repository.base import Repository
 from repository.errors import DownloadError, MetadataError, OfflineError
 from repository.extract import ExtractionLimits
-from repository.metadata import Item, Metadata, dump_metadata, parse_metadata
+from repository.metadata import Item, Metadata, dump_metadata, parse_metadata, relative_uri_path
 from repository.mrl import MRL
 from repository.transfer import HttpTransport, RetryPolicy, redact_url
 
@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "REPOSITORY_TOKEN"
 DEFAULT_METADATA_TTL = 86_400.0
+# DJL's largest metadata.json files are a few KiB; anything this big is not metadata.
+MAX_METADATA_BYTES = 16 << 20
 _VALIDATORS = "validators.json"
 
 
@@ -121,10 +123,12 @@ class RemoteRepository(Repository):
             )
         validators = self._validators(copy) if cached is not None else {}
         try:
-            response = self.http_transport.get_bytes(url, validators)
+            response, body = self.http_transport.get_bytes(
+                url, validators, max_bytes=MAX_METADATA_BYTES
+            )
             if response.status_code == 304 and cached is not None:
                 return self._store(copy, mrl, cached, response)
-            metadata = parse_metadata(response.content, source=shown)
+            metadata = parse_metadata(body, source=shown)
         except DownloadError as exc:
             if exc.status in (404, 410):
                 return None
@@ -221,6 +225,16 @@ class RemoteRepository(Repository):
                 source=metadata.source,
                 field=f"files.{item.key}.uri",
             )
+        if not uri.startswith("/"):
+            try:
+                relative_uri_path(uri)
+            except ValueError as exc:
+                metadata = item.artifact.metadata
+                raise MetadataError(
+                    f"{metadata.source}: item {item.key!r}: {exc}",
+                    source=metadata.source,
+                    field=f"files.{item.key}.uri",
+                ) from None
         return urljoin(urljoin(self.base_uri, item.artifact.metadata.mrl.path), uri)
 
 

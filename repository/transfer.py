@@ -27,7 +27,6 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -39,7 +38,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from repository.errors import DownloadError, OfflineError
-from repository.install import SourceChangedError
+from repository.install import SourceChangedError, install_error
+from repository.locks import is_abandoned, owner_tag
 
 __all__ = [
     "OFFLINE_ENV",
@@ -61,9 +61,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PROGRESS_RESETS_RETRIES = 1 << 20
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-HOST = socket.gethostname()
-# A partial file whose owner is on another machine is taken over after this long unused.
-FOREIGN_PARTIAL_STALE_AFTER = 3600.0
 
 
 def offline_from_env() -> bool:
@@ -281,30 +278,31 @@ class HttpTransport:
             url = urljoin(url, location)
         raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
 
-    def get_bytes(self, url: str, headers: Mapping[str, str] | None = None) -> httpx.Response:
-        """GET ``url`` and read the whole (decoded) body; for small files such as metadata."""
+    def get_bytes(
+        self, url: str, headers: Mapping[str, str] | None = None, *, max_bytes: int
+    ) -> tuple[httpx.Response, bytes]:
+        """GET ``url`` and read its whole (decoded) body, for small files such as metadata.
+
+        :raises DownloadError: when the body is larger than ``max_bytes``.
+        """
+        shown = redact_url(url)
         response = self.open(url, headers)
+        body = bytearray()
         try:
-            response.read()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise DownloadError(
+                        f"GET {shown}: the answer is larger than {max_bytes} bytes", url=shown
+                    )
         except httpx.HTTPError as exc:
-            shown = redact_url(url)
             raise DownloadError(f"GET {shown} failed: {exc}", url=shown) from exc
         finally:
             response.close()
-        return response
+        return response, bytes(body)
 
 
 # -- partial downloads ----------------------------------------------------------------------
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Partial:
@@ -343,7 +341,7 @@ class Partial:
 class PartialDownloads:
     """Partial downloads in the cache's bookkeeping folder, each claimed by one owner at a time.
 
-    A process claims a partial by renaming its folder to a name carrying its host and pid, so
+    A process claims a partial by renaming its folder to a name carrying its owner tag, so
     that two processes never write to one file, whatever locks do. Partials that were released,
     or whose owner died, are taken over by the next claim for the same key.
     """
@@ -354,7 +352,7 @@ class PartialDownloads:
     def claim(self, key: str) -> Partial:
         """The partial download for ``key``: an abandoned one if any, else a new empty one."""
         self.root.mkdir(parents=True, exist_ok=True)
-        mine = self.root / f"{key}.{HOST}.{os.getpid()}.{secrets.token_hex(4)}"
+        mine = self.root / f"{key}.{owner_tag()}.{secrets.token_hex(4)}"
         for candidate in sorted(self.root.glob(f"{key}.*")):
             if not self._abandoned(candidate.name):
                 continue
@@ -369,24 +367,15 @@ class PartialDownloads:
 
     def _abandoned(self, name: str) -> bool:
         parts = name.split(".")
-        if len(parts) != 4:
+        if len(parts) != 3:
             return False
-        _, host, pid, _ = parts
-        if host == "free":
-            return True
-        if host == HOST:
-            return pid.isdigit() and not _pid_alive(int(pid))
-        try:
-            unused = time.time() - (self.root / name).stat().st_mtime
-        except OSError:
-            return False
-        return unused > FOREIGN_PARTIAL_STALE_AFTER
+        return parts[1] == "free" or is_abandoned(parts[1], self.root / name)
 
     def release(self, partial: Partial) -> None:
         """Leave a partial for a later attempt (of this or another process) to resume."""
         key = partial.folder.name.split(".")[0]
         with contextlib.suppress(OSError):
-            os.rename(partial.folder, self.root / f"{key}.free.0.{secrets.token_hex(4)}")
+            os.rename(partial.folder, self.root / f"{key}.free.{secrets.token_hex(4)}")
 
     @staticmethod
     def discard(partial: Partial) -> None:
@@ -482,7 +471,10 @@ class ResumingStream(io.RawIOBase):
             self._skip -= dropped
             chunk = chunk[dropped:]
         if chunk:
-            self._sink.write(chunk)
+            try:
+                self._sink.write(chunk)
+            except OSError as exc:  # a full disk must not look like a corrupt archive
+                raise install_error(exc, self._partial.data) from exc
             self._pending = memoryview(chunk)
         return True
 

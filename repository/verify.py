@@ -1,0 +1,87 @@
+"""Check a prepared artifact on disk against the manifest in its completion marker.
+
+``verify_directory`` re-hashes every file the manifest lists and reports what is missing,
+changed (size or sha256) or extra. It reads everything, so it is the deep check that a cache
+hit deliberately does not do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repository.cache import MANIFEST_NAME
+from repository.hashing import CHUNK_SIZE
+from repository.install import read_manifest
+
+__all__ = ["VerifyReport", "verify_directory"]
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_directory` found; paths are POSIX and relative to the directory."""
+
+    directory: Path
+    has_manifest: bool = True
+    missing: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the directory holds exactly what its manifest says."""
+        return self.has_manifest and not (self.missing or self.changed or self.extra)
+
+    def __str__(self) -> str:
+        if not self.has_manifest:
+            return f"{self.directory}: no manifest (not a complete prepared artifact)"
+        if self.ok:
+            return f"{self.directory}: {self.checked} files verified"
+        parts = [
+            f"{len(paths)} {what} ({', '.join(paths[:3])}{', ...' if len(paths) > 3 else ''})"
+            for what, paths in (
+                ("missing", self.missing),
+                ("changed", self.changed),
+                ("extra", self.extra),
+            )
+            if paths
+        ]
+        return f"{self.directory}: " + "; ".join(parts)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_directory(directory: Path) -> VerifyReport:
+    """Re-hash ``directory`` against its manifest."""
+    report = VerifyReport(directory)
+    manifest = read_manifest(directory)
+    if manifest is None:
+        report.has_manifest = False
+        return report
+    present: set[str] = set()
+    for folder, _, files in os.walk(directory):
+        for name in files:
+            path = Path(folder) / name
+            relative = path.relative_to(directory).as_posix()
+            # Links inside archives were checked when extracted; the manifest lists contents.
+            if relative != MANIFEST_NAME and not path.is_symlink():
+                present.add(relative)
+    for relative, record in sorted(manifest.files.items()):
+        path = directory / relative
+        if relative not in present:
+            report.missing.append(relative)
+            continue
+        report.checked += 1
+        if path.stat().st_size != record.size or _sha256(path) != record.sha256:
+            report.changed.append(relative)
+    report.extra = sorted(present - set(manifest.files))
+    return report
