@@ -80,8 +80,12 @@ def verify_directory(directory: Path) -> VerifyReport:
         if relative not in present:
             report.missing.append(relative)
             continue
+        try:
+            if path.stat().st_size != record.size or _sha256(path) != record.sha256:
+                report.changed.append(relative)
+        except FileNotFoundError:  # removed while being checked
+            report.missing.append(relative)
+            continue
         report.checked += 1
-        if path.stat().st_size != record.size or _sha256(path) != record.sha256:
-            report.changed.append(relative)
     report.extra = sorted(present - set(manifest.files))
     return report
