@@ -97,6 +97,7 @@ def main() -> None:
     artifact = repo.resolve(MRL.parse(args.mrl), None, filters or None)
     assert artifact is not None
     if args.start_file:
+        Path(f"{args.start_file}.ready.{os.getpid()}").touch()
         while not Path(args.start_file).exists():
             time.sleep(0.005)
     repo.prepare(artifact, progress=False)
