@@ -20,10 +20,18 @@ from repository.assets.meta import AssetFile, AssetMeta, dump_marker, parse_mark
 from repository.assets.spec import name_parts
 from repository.assets.storage import AssetStorage
 from repository.assets.versioning import VersioningSystem
+from repository.cache import cache_root
 from repository.extract import ExtractionLimits, decompress
 from repository.filetypes import ArchiveFormat
 from repository.hashing import HashingReader, verify_digests
-from repository.install import install_error, publish, remove_tree, work_directory
+from repository.install import (
+    install_error,
+    publish,
+    remove_abandoned,
+    remove_tree,
+    work_directory,
+)
+from repository.locks import work_lock
 
 __all__ = ["install_version", "local_versions", "recorded_hashes"]
 
@@ -88,8 +96,13 @@ def install_version(
     assets_dir: Path,
     *,
     limits: ExtractionLimits | None = None,
+    lock_timeout: float = 1800.0,
 ) -> tuple[Path, dict[str, str]]:
     """Download one version into the assets directory, verified and atomically.
+
+    Processes fetching the same version wait for the first one (a lock in the cache's
+    bookkeeping folder, so that the assets directory keeps modelkit's layout exactly; given up
+    after ``lock_timeout``) and then use its copy.
 
     :returns: the asset's path and the sha256 verified against the ``.meta``, by path.
     :raises ChecksumMismatchError: when a file does not match its ``.meta``; nothing is kept.
@@ -99,6 +112,29 @@ def install_version(
     limits = limits or ExtractionLimits(max_ratio=None)
     target = asset_path(assets_dir, name, version)
     marker = marker_path(target, is_directory=meta.is_directory)
+    try:
+        # The lock only saves a second download; the rename below keeps things correct.
+        with work_lock(cache_root(), str(target), timeout=lock_timeout):
+            if marker.is_file():
+                return target, recorded_hashes(target)  # fetched by another process meanwhile
+            remove_abandoned(target)
+            return _install_unlocked(
+                storage, name, version, meta, target=target, marker=marker, limits=limits
+            )
+    except OSError as exc:
+        raise install_error(exc, target) from exc
+
+
+def _install_unlocked(
+    storage: AssetStorage,
+    name: str,
+    version: str,
+    meta: AssetMeta,
+    *,
+    target: Path,
+    marker: Path,
+    limits: ExtractionLimits,
+) -> tuple[Path, dict[str, str]]:
     declared = meta.hashes
     work: Path | None = None
     try:
