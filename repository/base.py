@@ -22,7 +22,6 @@ from repository.errors import (
     RepositoryError,
 )
 from repository.extract import ExtractionLimits
-from repository.hashing import HashingReader
 from repository.install import (
     InstalledItem,
     SourceChangedError,
@@ -34,7 +33,7 @@ from repository.install import (
     remove_abandoned,
     remove_directory,
     remove_tree,
-    source_algorithms,
+    source_reader,
     wants_whole_file,
     work_directory,
     write_manifest,
@@ -393,12 +392,13 @@ class Repository(abc.ABC):
             with stream:
                 on_bytes = None if counter is None else counter.advance
                 if wants_whole_file(item):
-                    reader = HashingReader(stream, source_algorithms(item), on_bytes=on_bytes)
-                    reader.drain()
+                    with source_reader(stream, item, on_bytes) as reader:
+                        reader.drain()
+                        digests = reader.hexdigests()
                     stream.close()
                     installed = install_file(
                         partial.data,
-                        reader.hexdigests(),
+                        digests,
                         item,
                         work,
                         source=shown,

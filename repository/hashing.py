@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import queue
+import threading
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from repository.errors import ChecksumMismatchError
 
@@ -44,11 +46,17 @@ class HashingReader(io.RawIOBase):
         algorithms: list[str] | tuple[str, ...],
         *,
         on_bytes: Callable[[int], None] | None = None,
+        background: bool = False,
     ) -> None:
         super().__init__()
         self._source = source
         self._on_bytes = on_bytes
         self._hashers = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
+        self._workers: list[_HashWorker] = []
+        if background:
+            # hashlib releases the GIL on large updates: each digest runs in its own thread,
+            # beside the thread that reads the network and writes the disk.
+            self._workers = [_HashWorker(hasher) for hasher in self._hashers.values()]
         self.bytes_read = 0
 
     def readable(self) -> bool:
@@ -72,8 +80,12 @@ class HashingReader(io.RawIOBase):
 
     def _update(self, data: bytes) -> None:
         if data:
-            for hasher in self._hashers.values():
-                hasher.update(data)
+            if self._workers:
+                for worker in self._workers:
+                    worker.feed(data)
+            else:
+                for hasher in self._hashers.values():
+                    hasher.update(data)
             self.bytes_read += len(data)
             if self._on_bytes is not None:
                 self._on_bytes(len(data))
@@ -85,7 +97,47 @@ class HashingReader(io.RawIOBase):
 
     def hexdigests(self) -> dict[str, str]:
         """The hex digests of everything read so far, by algorithm."""
+        for worker in self._workers:
+            worker.wait()
         return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
+
+    def close(self) -> None:
+        """Stop the hashing threads, if any."""
+        for worker in self._workers:
+            worker.stop()
+        self._workers = []
+        super().close()
+
+
+class _HashWorker:
+    """A thread that feeds chunks to one hash object, in order."""
+
+    def __init__(self, hasher: Any) -> None:
+        self._hasher = hasher
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
+        self._thread = threading.Thread(target=self._run, name="repository-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            try:
+                if data is None:
+                    return
+                self._hasher.update(data)
+            finally:
+                self._queue.task_done()
+
+    def feed(self, data: bytes) -> None:
+        self._queue.put(data)
+
+    def wait(self) -> None:
+        """Return once every chunk fed so far is hashed."""
+        self._queue.join()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
 
 
 def verify_digests(

@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 WORK_SUFFIX = ".part"
 TRASH_SUFFIX = ".trash"
 SPOOL_PREFIX = ".repository-spool-"
+# Below this size, the cost of starting hashing threads outweighs what they save.
+BACKGROUND_HASHING_FROM = 8 << 20
 _TAR_FORMATS = {ArchiveFormat.TAR, ArchiveFormat.TGZ, ArchiveFormat.TZST}
 
 
@@ -87,6 +89,15 @@ def packing(item: Item) -> ArchiveFormat:
     return fmt
 
 
+def source_reader(
+    stream: Readable, item: Item, on_bytes: Callable[[int], None] | None
+) -> HashingReader:
+    """A reader hashing an item's raw bytes; large items are hashed in background threads."""
+    size = item.size
+    background = size is None or size < 0 or size >= BACKGROUND_HASHING_FROM
+    return HashingReader(stream, source_algorithms(item), on_bytes=on_bytes, background=background)
+
+
 def wants_whole_file(item: Item) -> bool:
     """True when an item is best installed from a complete local file (zip, or a raw copy)."""
     return packing(item) in (ArchiveFormat.ZIP, ArchiveFormat.PLAIN)
@@ -114,24 +125,24 @@ def install_item(
     :raises ChecksumMismatchError: when a declared digest does not match.
     :raises ExtractionError: for corrupt archives, unsupported types and unsafe archives.
     """
-    reader = HashingReader(stream, source_algorithms(item), on_bytes=on_bytes)
-    fmt = packing(item)
-    if fmt is ArchiveFormat.ZIP:
-        if local_file is not None:
-            reader.drain()
-            return install_file(
-                local_file, reader.hexdigests(), item, root, source=source, limits=limits
-            )
-        # The spool lives in the work directory, so that a crash leaves it with the rest.
-        with tempfile.NamedTemporaryFile(dir=root, prefix=SPOOL_PREFIX) as spool:
-            shutil.copyfileobj(reader, spool, CHUNK_SIZE)
-            spool.flush()
-            return install_file(
-                Path(spool.name), reader.hexdigests(), item, root, source=source, limits=limits
-            )
-    files = _unpack(reader, fmt, item, root, source=source, limits=limits)
-    reader.drain()
-    digests = reader.hexdigests()
+    with source_reader(stream, item, on_bytes) as reader:
+        fmt = packing(item)
+        if fmt is ArchiveFormat.ZIP:
+            if local_file is not None:
+                reader.drain()
+                return install_file(
+                    local_file, reader.hexdigests(), item, root, source=source, limits=limits
+                )
+            # The spool lives in the work directory, so that a crash leaves it with the rest.
+            with tempfile.NamedTemporaryFile(dir=root, prefix=SPOOL_PREFIX) as spool:
+                shutil.copyfileobj(reader, spool, CHUNK_SIZE)
+                spool.flush()
+                return install_file(
+                    Path(spool.name), reader.hexdigests(), item, root, source=source, limits=limits
+                )
+        files = _unpack(reader, fmt, item, root, source=source, limits=limits)
+        reader.drain()
+        digests = reader.hexdigests()
     verify_digests(item.hashes, digests, item=item.key, source=source)
     return InstalledItem(key=item.key, digests=digests, files=files)
 

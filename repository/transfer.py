@@ -341,9 +341,10 @@ class Partial:
 class PartialDownloads:
     """Partial downloads in the cache's bookkeeping folder, each claimed by one owner at a time.
 
-    A process claims a partial by renaming its folder to a name carrying its owner tag, so
-    that two processes never write to one file, whatever locks do. Partials that were released,
-    or whose owner died, are taken over by the next claim for the same key.
+    ``<root>/<key>/<owner>.<random>/`` holds one partial download of the resource ``key``
+    names. A process claims a partial by renaming its folder to a name carrying its owner tag,
+    so that two processes never write to one file, whatever locks do. Partials that were
+    released (``free.<random>``), or whose owner died, are taken over by the next claim.
     """
 
     def __init__(self, root: Path) -> None:
@@ -351,36 +352,40 @@ class PartialDownloads:
 
     def claim(self, key: str) -> Partial:
         """The partial download for ``key``: an abandoned one if any, else a new empty one."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        mine = self.root / f"{key}.{owner_tag()}.{secrets.token_hex(4)}"
-        for candidate in sorted(self.root.glob(f"{key}.*")):
-            if not self._abandoned(candidate.name):
+        folder = self.root / key
+        mine = folder / f"{owner_tag()}.{secrets.token_hex(4)}"
+        try:
+            candidates = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            candidates = []
+        for candidate in candidates:
+            if not self._abandoned(Path(candidate.path)):
                 continue
             try:
-                os.rename(candidate, mine)
+                os.rename(candidate.path, mine)
             except OSError:
                 continue  # another process took it first
-            logger.debug("Resuming partial download %s", candidate.name)
+            logger.debug("Resuming partial download %s", candidate.path)
             return Partial(mine)
-        mine.mkdir()
+        mine.mkdir(parents=True)
         return Partial(mine)
 
-    def _abandoned(self, name: str) -> bool:
-        parts = name.split(".")
-        if len(parts) != 3:
-            return False
-        return parts[1] == "free" or is_abandoned(parts[1], self.root / name)
+    @staticmethod
+    def _abandoned(path: Path) -> bool:
+        owner = path.name.split(".")[0]
+        return owner == "free" or is_abandoned(owner, path)
 
     def release(self, partial: Partial) -> None:
         """Leave a partial for a later attempt (of this or another process) to resume."""
-        key = partial.folder.name.split(".")[0]
         with contextlib.suppress(OSError):
-            os.rename(partial.folder, self.root / f"{key}.free.{secrets.token_hex(4)}")
+            os.rename(partial.folder, partial.folder.parent / f"free.{secrets.token_hex(4)}")
 
     @staticmethod
     def discard(partial: Partial) -> None:
-        """Delete a partial download."""
+        """Delete a partial download (and its key's folder once empty)."""
         shutil.rmtree(partial.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            partial.folder.parent.rmdir()
 
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")

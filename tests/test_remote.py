@@ -356,8 +356,7 @@ def test_corrupt_partial_file_is_caught_by_the_hash_and_downloaded_again(
     assert artifact is not None
     with pytest.raises(DownloadError):
         repo.prepare(artifact, progress=False)
-    (partial,) = (cache_dir / ".tmp" / "downloads").iterdir()
-    data = partial / "data"
+    (data,) = (cache_dir / ".tmp" / "downloads").glob("*/*/data")
     data.write_bytes(b"X" * data.stat().st_size)  # same length, wrong bytes
     repo.prepare(artifact, progress=False)
     assert (repo.get_resource_directory(artifact) / "big.bin").read_bytes() == BIG
@@ -391,12 +390,12 @@ def test_killed_process_leaves_a_partial_that_the_next_run_resumes(
     partial_size = 0
     while time.monotonic() < deadline and partial_size < 500_000:
         partial_size = (
-            sum(p.stat().st_size for p in downloads.glob("*/data")) if downloads.exists() else 0
+            sum(p.stat().st_size for p in downloads.glob("*/*/data")) if downloads.exists() else 0
         )
         time.sleep(0.05)
     child.send_signal(signal.SIGKILL)
     child.wait()
-    kept = sum(p.stat().st_size for p in downloads.glob("*/data"))
+    kept = sum(p.stat().st_size for p in downloads.glob("*/*/data"))
     assert 0 < kept < len(BIG)
     nginx.clear_log()
     repo = RemoteRepository("t", nginx.base_url, cache_dir=cache_dir)
