@@ -29,7 +29,7 @@ from repository.install import (
     install_file,
     install_item,
     publish,
-    read_manifest,
+    read_sources_digest,
     remove_abandoned,
     remove_directory,
     remove_tree,
@@ -39,7 +39,7 @@ from repository.install import (
     write_manifest,
 )
 from repository.locks import work_lock
-from repository.manifest import Manifest
+from repository.manifest import Manifest, sources_digest
 from repository.metadata import Artifact, Item, Metadata, check_relative_name, load_metadata
 from repository.mrl import MRL
 from repository.progress import (
@@ -241,12 +241,27 @@ class Repository(abc.ABC):
     # -- prepare -----------------------------------------------------------------------------
 
     def is_prepared(self, artifact: Artifact) -> bool:
-        """True when the artifact's resource directory is complete for its current items."""
-        manifest = read_manifest(self.get_resource_directory(artifact))
-        return manifest is not None and manifest.sources == self._fingerprints(artifact)
+        """True when the artifact's resource directory is complete for its current items.
+
+        Reads the first bytes of the directory's manifest, nothing else.
+        """
+        recorded = read_sources_digest(self.get_resource_directory(artifact))
+        return recorded is not None and recorded == self._sources_digest(artifact)
 
     def _fingerprints(self, artifact: Artifact) -> dict[str, dict[str, Any]]:
         return {key: self._item_fingerprint(item) for key, item in artifact.files.items()}
+
+    #: Whether an item's fingerprint depends only on its metadata (so it can be remembered).
+    _stable_fingerprints = True
+
+    def _sources_digest(self, artifact: Artifact) -> str:
+        if not self._stable_fingerprints:
+            return sources_digest(self._fingerprints(artifact))
+        memo_key = f"sources_digest:{type(self).__name__}:{self.base_uri}"
+        digest = artifact.memo.get(memo_key)
+        if digest is None:
+            digest = artifact.memo[memo_key] = sources_digest(self._fingerprints(artifact))
+        return str(digest)
 
     def prepare(self, artifact: Artifact, progress: ProgressOption = None) -> None:
         """Fetch, verify and install an artifact's items into its resource directory.
@@ -308,12 +323,14 @@ class Repository(abc.ABC):
         try:
             work = work_directory(target)
             items = self._install_items(artifact, work, counter, partials)
+            sources = self._fingerprints(artifact)
             manifest = Manifest(
+                sources_digest=sources_digest(sources),
                 repository=self.base_uri,
                 mrl=str(artifact.metadata.mrl),
                 version=artifact.version,
                 name=artifact.name,
-                sources=self._fingerprints(artifact),
+                sources=sources,
             )
             write_manifest(work, manifest, items)
             publish(work, target, accept_existing=lambda: not force and self.is_prepared(artifact))

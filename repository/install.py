@@ -32,7 +32,7 @@ from repository.extract import (
 from repository.filetypes import ArchiveFormat
 from repository.hashing import CHUNK_SIZE, HashingReader, Readable, verify_digests
 from repository.locks import is_abandoned, owner_tag
-from repository.manifest import FileRecord, Manifest
+from repository.manifest import HEAD_BYTES, FileRecord, Manifest, sources_digest_of_marker
 from repository.metadata import Item
 
 __all__ = [
@@ -291,6 +291,15 @@ def write_manifest(directory: Path, manifest: Manifest, items: list[InstalledIte
             f"An item wrote a file named {MANIFEST_NAME}, which is reserved", archive=str(marker)
         )
     marker.write_text(manifest.to_json(), encoding="utf-8")
+
+
+def read_sources_digest(directory: Path) -> str | None:
+    """The sources digest a resource directory's marker starts with (reads ~100 bytes)."""
+    try:
+        with (directory / MANIFEST_NAME).open("rb") as marker:
+            return sources_digest_of_marker(marker.read(HEAD_BYTES))
+    except OSError:
+        return None
 
 
 def read_manifest(directory: Path) -> Manifest | None:

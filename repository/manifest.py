@@ -7,14 +7,35 @@ trusted. Pure data and decisions; reading and writing the file is done by the in
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["FileRecord", "Manifest"]
+__all__ = ["FileRecord", "Manifest", "sources_digest", "sources_digest_of_marker"]
 
-FORMAT = 1
+FORMAT = 2
+_HEAD = re.compile(rb'\A\{\s*"sources_digest": "([0-9a-f]{64})"')
+HEAD_BYTES = 128
+
+
+def sources_digest(sources: dict[str, dict[str, Any]]) -> str:
+    """The digest of an artifact's item fingerprints, as its manifest records it."""
+    return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()
+
+
+def sources_digest_of_marker(head: bytes) -> str | None:
+    """The sources digest from the first :data:`HEAD_BYTES` of a marker file, or None.
+
+    >>> sources_digest_of_marker(b'{"sources_digest": "' + b"a" * 64 + b'", "format": 2')[:8]
+    'aaaaaaaa'
+    >>> sources_digest_of_marker(b"{}") is None
+    True
+    """
+    match = _HEAD.match(head)
+    return match.group(1).decode() if match else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +51,12 @@ class Manifest:
     """What a prepared artifact was made from (``sources``) and holds (``files``).
 
     ``sources`` maps each item key to its fingerprint: uri, declared and computed digests and
-    size. A prepared directory is reused only when the fingerprints of the artifact being
-    prepared equal the recorded ones, which costs reading this small file and no artifact file.
+    size, and ``sources_digest`` is a digest of all of them. The marker file starts with that
+    digest, so that a cache hit reads its first bytes only, whatever the artifact's size, and
+    no artifact file at all.
     """
 
+    sources_digest: str
     repository: str
     mrl: str
     version: str | None
@@ -44,10 +67,9 @@ class Manifest:
     installed_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def to_json(self) -> str:
-        """Serialise to the marker file's text."""
-        data = asdict(self)
-        data["format"] = FORMAT
-        return json.dumps(data, indent=1, sort_keys=True)
+        """Serialise to the marker file's text, ``sources_digest`` first."""
+        data = {"sources_digest": self.sources_digest, "format": FORMAT, **asdict(self)}
+        return json.dumps(data, indent=1)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:

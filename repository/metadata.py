@@ -173,6 +173,7 @@ class Artifact(_Model):
 
     _metadata: Metadata | None = PrivateAttr(default=None)
     _parsed_version: Version | None = PrivateAttr(default=None)
+    _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("version")
     @classmethod
@@ -195,6 +196,11 @@ class Artifact(_Model):
     def parsed_version(self) -> Version | None:
         """The version as a :class:`Version`, or None when the artifact has none."""
         return self._parsed_version
+
+    @property
+    def memo(self) -> dict[str, Any]:
+        """Values derived from this artifact that repositories remember (not serialised)."""
+        return self._memo
 
     @property
     def metadata(self) -> Metadata:

@@ -114,6 +114,9 @@ class SimpleRepository(Repository):
         """A folder is always ready; an archive or file once it is installed and unchanged."""
         return not self.is_remote or super().is_prepared(artifact)
 
+    # The archive's time and size are part of each fingerprint: recompute them every time.
+    _stable_fingerprints = False
+
     def _item_fingerprint(self, item: Item) -> dict[str, Any]:
         # No digest is declared, so a replaced archive is recognised by its size and time.
         stat = self.path.stat()
