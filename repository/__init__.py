@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     )
     from repository.base import Repository
     from repository.errors import (
+        ArtifactExistsError,
         ArtifactNotFoundError,
         ChecksumMismatchError,
         DownloadError,
@@ -72,6 +73,7 @@ _SOURCES = {
     "InvalidAssetSpecError": "repository.assets.errors",
     "ObjectStoreRepository": "repository.objectstore",
     "Repository": "repository.base",
+    "ArtifactExistsError": "repository.errors",
     "ArtifactNotFoundError": "repository.errors",
     "ChecksumMismatchError": "repository.errors",
     "DownloadError": "repository.errors",
@@ -106,6 +108,7 @@ _SOURCES = {
 __all__ = [
     "MRL",
     "Artifact",
+    "ArtifactExistsError",
     "ArtifactNotFoundError",
     "AssetExistsError",
     "AssetInfo",

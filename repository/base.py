@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from repository.cache import MANIFEST_NAME, cache_root, path_segment, repository_key
+from repository.cache_admin import ensure_cachedir_tag
 from repository.errors import (
     ChecksumMismatchError,
     DownloadError,
@@ -287,6 +288,7 @@ class Repository(abc.ABC):
     def _prepare_locked(self, artifact: Artifact, progress: ProgressOption, *, force: bool) -> None:
         target = self.get_resource_directory(artifact)
         try:
+            ensure_cachedir_tag(self._cache_root)
             with work_lock(self._cache_root, str(target), timeout=self.lock_timeout):
                 if not force and self.is_prepared(artifact):
                     return  # another process finished it while this one waited
@@ -346,7 +348,7 @@ class Repository(abc.ABC):
     def remove(self, artifact: Artifact) -> bool:
         """Remove a prepared artifact from the cache (atomically); False if it was not there."""
         target = self.get_resource_directory(artifact)
-        if not self.is_remote:
+        if not target.is_relative_to(self._cache_root):
             raise RepositoryError(f"{self!r} serves {target} in place; it is not in the cache")
         try:
             with work_lock(self._cache_root, str(target), timeout=self.lock_timeout):

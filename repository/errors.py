@@ -8,6 +8,7 @@ Every exception raised from this package's code is a :class:`RepositoryError`::
     ├── MetadataError            (also ValueError)  a metadata.json that is not what it should be
     ├── UnsupportedSchemeError                      no repository factory for a URL scheme
     ├── ArtifactNotFoundError                       nothing matched an MRL, version and filter
+    ├── ArtifactExistsError                         a version published again with other content
     ├── DownloadError                               an item or metadata could not be fetched
     │   └── OfflineError                            ... because offline mode forbids the network
     ├── ChecksumMismatchError                       fetched bytes do not match the declared hash
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 __all__ = [
+    "ArtifactExistsError",
     "ArtifactNotFoundError",
     "ChecksumMismatchError",
     "DownloadError",
@@ -98,6 +100,19 @@ class ArtifactNotFoundError(RepositoryError):
         self.mrl = mrl
         self.version = version
         self.filter = dict(filter or {})
+
+
+class ArtifactExistsError(RepositoryError):
+    """A version that is published already (with other content) was published again.
+
+    :param name: what was published (an MRL or an asset name).
+    :param version: the version that exists, or None.
+    """
+
+    def __init__(self, message: str, *, name: str, version: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.version = version
 
 
 class DownloadError(RepositoryError):

@@ -41,11 +41,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def files_left(root: Path) -> list[str]:
-    """Everything below ``root`` except the lock files of the bookkeeping folder."""
+    """Everything below ``root`` except bookkeeping (lock files, the cache directory tag)."""
     return sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        if p.is_file() and ".locks" not in p.parts
+        if p.is_file() and ".locks" not in p.parts and p.name != "CACHEDIR.TAG"
     )
 
 

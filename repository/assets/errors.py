@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from repository.errors import DownloadError, RepositoryError
+from repository.errors import ArtifactExistsError, DownloadError, RepositoryError
 
 __all__ = [
     "AssetError",
@@ -111,17 +111,12 @@ class AssetNotFoundError(AssetError):
         self.available = list(available)
 
 
-class AssetExistsError(AssetError):
+class AssetExistsError(AssetError, ArtifactExistsError):
     """A push of a version that the storage already lists, or ``new`` for an existing asset.
 
     :param name: the asset's name.
     :param version: the version that exists, or None when ``new`` found the asset.
     """
-
-    def __init__(self, message: str, *, name: str, version: str | None = None) -> None:
-        super().__init__(message)
-        self.name = name
-        self.version = version
 
 
 class InvalidAssetError(AssetError, ValueError):
