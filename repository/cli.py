@@ -317,12 +317,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_resolve(args: argparse.Namespace) -> int:
+def _chosen(args: argparse.Namespace) -> tuple[Repository, Artifact] | None:
+    """The repository and the artifact the arguments pick, or None (said) when none matches."""
     repo = _open(args)
     artifact = _resolve(args, repo)
     if artifact is None:
         _say(f"{args.mrl}: no artifact matches")
+        return None
+    return repo, artifact
+
+
+def _cmd_resolve(args: argparse.Namespace) -> int:
+    chosen = _chosen(args)
+    if chosen is None:
         return EXIT_NO_MATCH
+    repo, artifact = chosen
     summary = _artifact_summary(repo, artifact)
     props = ", ".join(f"{k}={v}" for k, v in artifact.properties.items())
     _print(args, summary, f"{artifact.version or '-'}  {artifact.name or '-'}  [{props}]")
@@ -330,11 +339,10 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    repo = _open(args)
-    artifact = _resolve(args, repo)
-    if artifact is None:
-        _say(f"{args.mrl}: no artifact matches")
+    chosen = _chosen(args)
+    if chosen is None:
         return EXIT_NO_MATCH
+    repo, artifact = chosen
     repo.prepare(artifact, progress=False if args.no_progress else None)
     directory = str(repo.get_resource_directory(artifact))
     _print(args, _artifact_summary(repo, artifact), directory)
