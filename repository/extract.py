@@ -78,7 +78,13 @@ _TAR_BUFFER = 64 << 10
 _IN_CHUNK = 64 << 10
 """Size of the reads of compressed input."""
 _ZSTD_FEED = 1 << 10
-"""Compressed bytes given to zstd at a time: 1 KiB expands to at most 32 MiB (RLE blocks)."""
+"""Compressed bytes given to zstd at a time after a highly compressed piece: 1 KiB expands to
+at most 32 MiB (RLE blocks)."""
+_ZSTD_FEED_MAX = 8 << 10
+"""The most given at a time while the data compresses normally (at most 256 MiB out even if the
+next piece is all RLE blocks). Larger pieces mean fewer calls, each of which releases and takes
+back the GIL, which threads hashing beside the extractor would otherwise fight over."""
+_ZSTD_NORMAL_RATIO = 64
 _MAX_META_HEADER = 1 << 20
 """Largest pax or GNU long-name header accepted (tarfile reads them into memory)."""
 _MAX_TAIL = 1 << 20
@@ -391,6 +397,7 @@ class _ZstdReader(_Decoder):
         self._out = b""
         self._out_pos = 0
         self._done = False
+        self._feed = _ZSTD_FEED
 
     def consumed(self) -> int:
         return self._fed
@@ -416,11 +423,16 @@ class _ZstdReader(_Decoder):
             if self._frame is None:
                 self._frame = self._context.decompressobj()
                 self._frames += 1
-            piece_in = self._input[:_ZSTD_FEED]
-            self._input = self._input[_ZSTD_FEED:]
+            piece_in = self._input[: self._feed]
+            self._input = self._input[self._feed :]
             self._fed += len(piece_in)
             self._out = self._frame.decompress(piece_in)
             self._out_pos = 0
+            # Grow the pieces while the data compresses normally; back to 1 KiB at once if not.
+            if len(self._out) <= _ZSTD_NORMAL_RATIO * len(piece_in):
+                self._feed = min(self._feed * 2, _ZSTD_FEED_MAX)
+            else:
+                self._feed = _ZSTD_FEED
             if self._frame.eof:
                 rest = self._frame.unused_data
                 if rest:
