@@ -1,7 +1,9 @@
 """``AssetsManager``: fetch assets by spec into a local assets directory, as modelkit does.
 
->>> manager = AssetsManager("/data/assets", storage="s3://bucket/modelkit-assets")  # doctest: +SKIP
->>> manager.fetch_asset("some/directory/asset:0.1[content0]")  # doctest: +SKIP
+Usage (needs a storage, so not run as a doctest)::
+
+    manager = AssetsManager("/data/assets", storage="s3://bucket/modelkit-assets")
+    manager.fetch_asset("some/directory/asset:0.1[content0]")
 PosixPath('/data/assets/some/directory/asset/0.1/content0')
 
 How a spec resolves (details in :mod:`repository.assets.resolve`): a complete version present
