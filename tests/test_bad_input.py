@@ -32,23 +32,10 @@ from repository import (
 from repository.transfer import RetryPolicy
 from tests.conftest import item_entry, leftovers
 from tests.servers.faultserver import FaultServer, LieContentLength
+from tests.test_extract import Zeros
 
 MRL_ = MRL.model("cv/image_classification", "ai.djl.test", "resnet")
 BASE = "/model/cv/image_classification/ai/djl/test/resnet/"
-
-
-class Zeros(io.RawIOBase):
-    def __init__(self, size: int) -> None:
-        self.left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        count = min(len(buffer), self.left)
-        buffer[:count] = bytes(count)
-        self.left -= count
-        return count
 
 
 def tar_zst_bomb() -> bytes:
