@@ -53,6 +53,8 @@ class HashingReader(io.RawIOBase):
         self._on_bytes = on_bytes
         self._hashers = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
         self._workers: list[_HashWorker] = []
+        self._batch: list[bytes] = []
+        self._batched = 0
         if background:
             # hashlib releases the GIL on large updates: each digest runs in its own thread,
             # beside the thread that reads the network and writes the disk.
@@ -81,8 +83,11 @@ class HashingReader(io.RawIOBase):
     def _update(self, data: bytes) -> None:
         if data:
             if self._workers:
-                for worker in self._workers:
-                    worker.feed(data)
+                # Hand the threads 1 MiB at a time: each hand-over costs a GIL round trip.
+                self._batch.append(data)
+                self._batched += len(data)
+                if self._batched >= CHUNK_SIZE:
+                    self._flush_batch()
             else:
                 for hasher in self._hashers.values():
                     hasher.update(data)
@@ -95,8 +100,17 @@ class HashingReader(io.RawIOBase):
         while self.read(CHUNK_SIZE):
             pass
 
+    def _flush_batch(self) -> None:
+        if self._batch:
+            data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
+            for worker in self._workers:
+                worker.feed(data)
+            self._batch = []
+            self._batched = 0
+
     def hexdigests(self) -> dict[str, str]:
         """The hex digests of everything read so far, by algorithm."""
+        self._flush_batch()
         for worker in self._workers:
             worker.wait()
         return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
@@ -114,7 +128,7 @@ class _HashWorker:
 
     def __init__(self, hasher: Any) -> None:
         self._hasher = hasher
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._thread = threading.Thread(target=self._run, name="repository-hash", daemon=True)
         self._thread.start()
 
