@@ -170,6 +170,11 @@ class InstallError(RepositoryError):
         super().__init__(message)
         self.path = path
 
+    @classmethod
+    def from_os_error(cls, exc: OSError, *, path: str) -> InstallError:
+        """The InstallError for an OSError raised while writing ``path`` (chain it ``from exc``)."""
+        return cls(f"Cannot write {path}: {exc.strerror or exc}", path=path)
+
 
 class ExtractionError(RepositoryError):
     """An archive could not be extracted (corrupt, truncated, or of an unsupported format).

@@ -296,10 +296,6 @@ def _translating(job: _Job) -> Iterator[None]:
         raise job.corrupt(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _install_error(path: str, exc: OSError) -> InstallError:
-    return InstallError(f"cannot write {path}: {exc.strerror or exc}", path=path)
-
-
 # -- reading -------------------------------------------------------------------------------
 
 
@@ -463,7 +459,7 @@ def _lstat_kind(path: str) -> _Kind | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise _install_error(path, exc) from exc
+        raise InstallError.from_os_error(exc, path=path) from exc
     if stat.S_ISDIR(mode):
         return _Kind.DIR
     if stat.S_ISREG(mode):
@@ -492,7 +488,7 @@ def _clear_for(job: _Job, path: str, rel: str, kind: _Kind, *, replace: bool = T
     try:
         os.unlink(path)
     except OSError as exc:
-        raise _install_error(path, exc) from exc
+        raise InstallError.from_os_error(exc, path=path) from exc
 
 
 def _open_new(job: _Job, path: str, rel: str, executable: bool, replace: bool) -> int:
@@ -503,12 +499,12 @@ def _open_new(job: _Job, path: str, rel: str, executable: bool, replace: bool) -
     except FileExistsError:
         pass
     except OSError as exc:
-        raise _install_error(path, exc) from exc
+        raise InstallError.from_os_error(exc, path=path) from exc
     _clear_for(job, path, rel, _Kind.FILE, replace=replace)
     try:
         return os.open(path, _OPEN_FLAGS, mode)
     except OSError as exc:
-        raise _install_error(path, exc) from exc
+        raise InstallError.from_os_error(exc, path=path) from exc
 
 
 def _write_file(
@@ -539,7 +535,7 @@ def _write_file(
                 while view:
                     view = view[os.write(fd, view) :]
             except OSError as exc:
-                raise _install_error(path, exc) from exc
+                raise InstallError.from_os_error(exc, path=path) from exc
             size += len(chunk)
         complete = True
     finally:
@@ -547,7 +543,7 @@ def _write_file(
             os.close(fd)
         except OSError as exc:
             if complete:
-                raise _install_error(path, exc) from exc
+                raise InstallError.from_os_error(exc, path=path) from exc
     return InstalledFile(path=rel, size=size, sha256=digest.hexdigest())
 
 
@@ -559,7 +555,7 @@ def _prepare_directory(job: _Job, destination: Path) -> str:
         try:
             os.makedirs(root, exist_ok=True)
         except OSError as exc:
-            raise _install_error(root, exc) from exc
+            raise InstallError.from_os_error(exc, path=root) from exc
     elif existing is not _Kind.DIR:
         raise job.unsafe(f"the destination {root} exists as a {existing.value}")
     return root
@@ -653,7 +649,7 @@ class _Tree:
                         f"{key!r} must be a directory but already exists as {kind}"
                     ) from None
             except OSError as exc:
-                raise _install_error(path, exc) from exc
+                raise InstallError.from_os_error(exc, path=path) from exc
             self.dirs.add(key)
             self.kinds[key] = _Kind.DIR
 
@@ -694,7 +690,7 @@ class _Tree:
                 with open(self.path(target_key), "rb") as original:
                     _write_file(self.job, path, key, original.read, executable=False, charge=False)
             except OSError as exc:
-                raise _install_error(path, exc) from exc
+                raise InstallError.from_os_error(exc, path=path) from exc
         installed = InstalledFile(path=key, size=source.size, sha256=source.sha256)
         self.files[key] = installed
         self.installed.append(installed)
@@ -760,7 +756,7 @@ class _Tree:
             try:
                 os.symlink(normalized, path)
             except OSError as exc:
-                raise _install_error(path, exc) from exc
+                raise InstallError.from_os_error(exc, path=path) from exc
         self.job.member = None
         return self.installed
 

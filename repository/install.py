@@ -338,5 +338,4 @@ def remove_tree(path: Path) -> None:
 
 def install_error(exc: OSError, fallback: Path) -> InstallError:
     """Translate an OSError raised while writing the cache into an InstallError naming the path."""
-    path = exc.filename or str(fallback)
-    return InstallError(f"Cannot write {path}: {exc.strerror or exc}", path=str(path))
+    return InstallError.from_os_error(exc, path=str(exc.filename or fallback))
