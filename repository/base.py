@@ -61,6 +61,7 @@ __all__ = ["ProgressCallback", "Repository"]
 logger = logging.getLogger(__name__)
 
 
+
 class Repository(abc.ABC):
     """A place that serves artifacts by MRL, version and properties.
 
@@ -75,6 +76,9 @@ class Repository(abc.ABC):
     max_workers: int = 1
     #: Seconds to wait for another process preparing the same artifact before doing it anyway.
     lock_timeout: float = 1800.0
+    #: Items declared smaller than this many bytes download without a partial file on disk, so
+    #: an interrupted one resumes within the process only (a later process fetches it again).
+    small_item_size: int = 1 << 20
 
     def __init__(
         self,
@@ -398,21 +402,29 @@ class Repository(abc.ABC):
     def _download_item(
         self, item: Item, url: str, work: Path, counter: Progress | None, partials: list[Partial]
     ) -> InstalledItem:
-        """Install an item from a URL through a resumable partial download."""
-        from repository.transfer import ResumingStream, redact_url
+        """Install an item from a URL through a resumable partial download.
+
+        Items declared smaller than :attr:`small_item_size` resume from memory, within the
+        process only: for them, a partial file's bookkeeping costs more than a new transfer.
+        """
+        from repository.transfer import MemoryPartial, Partial, ResumingStream, redact_url
 
         store = self._partials()
-        key = hashlib.sha256(f"{url}|{sorted(item.hashes.items())}".encode()).hexdigest()[:32]
-        partial = store.claim(key)
+        partial: Partial | MemoryPartial
+        if item.size is None or not 0 <= item.size < self.small_item_size:
+            key = hashlib.sha256(f"{url}|{sorted(item.hashes.items())}".encode()).hexdigest()[:32]
+            partial = store.claim(key)
+        else:
+            partial = MemoryPartial()
         on_size = None if counter is None or (item.size or 0) > 0 else counter.learn_size
         shown = redact_url(url)
         stream = ResumingStream(self.http_transport, url, partial, on_size=on_size)
         try:
             with stream:
                 on_bytes = None if counter is None else counter.advance
-                if wants_whole_file(item):
+                if isinstance(partial, Partial) and wants_whole_file(item):
                     with source_reader(stream, item, on_bytes) as reader:
-                        reader.drain()
+                        reader.consume(stream.chunks())
                         digests = reader.hexdigests()
                     stream.close()
                     installed = install_file(
@@ -434,17 +446,21 @@ class Repository(abc.ABC):
                         on_bytes=on_bytes,
                     )
         except ChecksumMismatchError:
-            store.discard(partial)  # deleted for safety; a resumed download is retried from zero
+            if isinstance(partial, Partial):
+                store.discard(partial)  # deleted for safety; a resumed download starts over
             if stream.resumed:
                 raise SourceChangedError(f"{shown} did not verify after resuming") from None
             raise
         except (ExtractionError, InstallError, OSError):
-            store.discard(partial)  # bad content or no room: nothing worth resuming
+            if isinstance(partial, Partial):
+                store.discard(partial)  # bad content or no room: nothing worth resuming
             raise
         except BaseException:
-            store.release(partial)
+            if isinstance(partial, Partial):
+                store.release(partial)
             raise
-        partials.append(partial)
+        if isinstance(partial, Partial):
+            partials.append(partial)
         return installed
 
     def _item_url(self, item: Item) -> str | None:

@@ -10,7 +10,7 @@ import hashlib
 import io
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from repository.errors import ChecksumMismatchError
@@ -94,6 +94,11 @@ class HashingReader(io.RawIOBase):
             self.bytes_read += len(data)
             if self._on_bytes is not None:
                 self._on_bytes(len(data))
+
+    def consume(self, chunks: Iterable[bytes]) -> None:
+        """Hash and count chunks read elsewhere, as if they had been read through this reader."""
+        for chunk in chunks:
+            self._update(chunk)
 
     def drain(self) -> None:
         """Read the rest of the source, so that the digests cover every byte."""

@@ -38,12 +38,14 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from repository.errors import DownloadError, OfflineError
+from repository.http11 import Http11Transport
 from repository.install import SourceChangedError, install_error
 from repository.locks import is_abandoned, owner_tag
 
 __all__ = [
     "OFFLINE_ENV",
     "HttpTransport",
+    "MemoryPartial",
     "PartialDownloads",
     "ResumingStream",
     "RetryPolicy",
@@ -59,6 +61,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Failures mid-body count against the retry budget until this much arrives again, so that a
 # server that trickles a few bytes before each stall cannot keep a download going for ever.
 PROGRESS_RESETS_RETRIES = 1 << 20
+# Bytes of an earlier partial file handed on at a time.
+REPLAY_BLOCK = 1 << 20
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
@@ -172,10 +176,8 @@ class HttpTransport:
         self.retry = retry or RetryPolicy()
         self.offline = offline_from_env() if offline is None else offline
         self._client = client or httpx.Client(
+            transport=Http11Transport(max_connections=max_connections),
             timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
             follow_redirects=False,
         )
         self._lock = threading.Lock()
@@ -337,6 +339,48 @@ class Partial:
         self.info = {}
         (self.folder / "info.json").unlink(missing_ok=True)
 
+    def open_replay(self) -> io.BufferedIOBase:
+        """Read the bytes downloaded so far."""
+        return self.data.open("rb")
+
+    def open_sink(self) -> BinaryIO:
+        """Append to the bytes downloaded so far."""
+        return self.data.open("ab")
+
+
+class MemoryPartial:
+    """A partial download kept in memory, for items small enough to fetch whole again.
+
+    It resumes within the process like a :class:`Partial`, but costs no file, folder or rename:
+    for a thousand small items that bookkeeping would cost more than the transfers.
+    """
+
+    def __init__(self) -> None:
+        self.info: dict[str, Any] = {}
+        self._data = io.BytesIO()
+
+    @property
+    def size(self) -> int:
+        """Bytes downloaded so far."""
+        return self._data.getbuffer().nbytes
+
+    def save_info(self, **info: Any) -> None:
+        """Record what the data belongs to (URL, validators, total size)."""
+        self.info = info
+
+    def reset(self) -> None:
+        """Forget the bytes downloaded so far."""
+        self.info = {}
+        self._data = io.BytesIO()
+
+    def open_replay(self) -> io.BufferedIOBase:
+        """Read the bytes downloaded so far."""
+        return io.BytesIO(self._data.getvalue())
+
+    def open_sink(self) -> BinaryIO:
+        """Append to the bytes downloaded so far."""
+        return self._data
+
 
 class PartialDownloads:
     """Partial downloads in the cache's bookkeeping folder, each claimed by one owner at a time.
@@ -408,7 +452,7 @@ class ResumingStream(io.RawIOBase):
         self,
         transport: HttpTransport,
         url: str,
-        partial: Partial,
+        partial: Partial | MemoryPartial,
         *,
         on_size: Callable[[int], None] | None = None,
     ) -> None:
@@ -419,7 +463,7 @@ class ResumingStream(io.RawIOBase):
         self._partial = partial
         self._on_size = on_size
         self._started = False
-        self._replay: io.BufferedReader | None = None
+        self._replay: io.BufferedIOBase | None = None
         self._response: httpx.Response | None = None
         self._chunks: Iterator[bytes] | None = None
         self._sink: BinaryIO | None = None
@@ -448,26 +492,58 @@ class ResumingStream(io.RawIOBase):
                 return count
             self._replay.close()
             self._replay = None
-        while not self._pending:
-            if self._finished or not self._next_chunk():
+        if not self._pending:
+            chunk = self._receive()
+            if chunk is None:
                 return 0
+            self._pending = memoryview(chunk)
         count = min(len(view), len(self._pending))
         view[:count] = self._pending[:count]
         self._pending = self._pending[count:]
         self._delivered += count
         return count
 
-    def _next_chunk(self) -> bool:
+    def chunks(self) -> Iterator[bytes]:
+        """Every byte from start to end, in the chunks they arrive in, without copying them.
+
+        An alternative to ``read`` for callers that only pass the bytes on (to hashes).
+        """
+        if not self._started:
+            self._start()
+        if self._replay is not None:
+            while block := self._replay.read(REPLAY_BLOCK):
+                self._delivered += len(block)
+                yield block
+            self._replay.close()
+            self._replay = None
+        if self._pending:
+            block, self._pending = self._pending.tobytes(), memoryview(b"")
+            self._delivered += len(block)
+            yield block
+        while (chunk := self._receive()) is not None:
+            self._delivered += len(chunk)
+            yield chunk
+
+    def _receive(self) -> bytes | None:
+        """The next bytes from the network, already in the partial file; None at the end."""
+        while not self._finished:
+            chunk = self._next_chunk()
+            if chunk:
+                return chunk
+        return None
+
+    def _next_chunk(self) -> bytes | None:
+        """The next chunk of the response (b"" after an interruption); None at its end."""
         assert self._chunks is not None and self._sink is not None
         try:
             chunk = next(self._chunks)
         except StopIteration:
             self._finished = True
             self._close_response()
-            return False
+            return None
         except httpx.TransportError as exc:
             self._interrupted(exc)
-            return True
+            return b""
         self._since_failure += len(chunk)
         if self._since_failure >= PROGRESS_RESETS_RETRIES:
             self._failures = 0
@@ -479,9 +555,8 @@ class ResumingStream(io.RawIOBase):
             try:
                 self._sink.write(chunk)
             except OSError as exc:  # a full disk must not look like a corrupt archive
-                raise install_error(exc, self._partial.data) from exc
-            self._pending = memoryview(chunk)
-        return True
+                raise install_error(exc, Path(self._sink.name)) from exc
+        return chunk
 
     def _interrupted(self, exc: httpx.TransportError) -> None:
         self._failures += 1
@@ -513,7 +588,7 @@ class ResumingStream(io.RawIOBase):
         self._connect()
         if had and not self._partial_was_reset:
             self.resumed = True
-            self._replay = self._partial.data.open("rb")
+            self._replay = self._partial.open_replay()
 
     _partial_was_reset = False
 
@@ -571,7 +646,7 @@ class ResumingStream(io.RawIOBase):
         self._response = response
         self._chunks = response.iter_raw()
         if self._sink is None:
-            self._sink = self._partial.data.open("ab")
+            self._sink = self._partial.open_sink()
 
     def _restart_from_zero(self) -> None:
         if self._delivered:

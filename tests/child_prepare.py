@@ -35,13 +35,13 @@ def install_kill_hook(point: str, count: int) -> None:
         original_next = repository.transfer.ResumingStream._next_chunk
         seen = [0]
 
-        def next_chunk(self: Any) -> bool:
-            more = original_next(self)
-            seen[0] += len(self._pending)
+        def next_chunk(self: Any) -> bytes | None:
+            chunk = original_next(self)
+            seen[0] += len(chunk or b"")
             if seen[0] >= count:
                 self._sink.flush()
                 die()
-            return more
+            return chunk
 
         repository.transfer.ResumingStream._next_chunk = next_chunk  # type: ignore[method-assign]
     elif point == "extract":

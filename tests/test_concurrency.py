@@ -29,8 +29,9 @@ CHILD = Path(__file__).with_name("child_prepare.py")
 MRL_ = MRL.model("cv/image_classification", "ai.djl.test", "resnet")
 FOLDER = "model/cv/image_classification/ai/djl/test/resnet"
 WEIGHTS = hashlib.shake_256(b"weights").digest(1_500_000)
+# Both items are larger than Repository.small_item_size, so that both leave partial files.
 ARCHIVE_MEMBERS = {
-    "bundle/a.bin": hashlib.shake_256(b"a").digest(700_000),
+    "bundle/a.bin": hashlib.shake_256(b"a").digest(1_100_000),
     "bundle/cfg.json": b"{}",
 }
 EXPECTED = {"weights.bin": WEIGHTS, **{f"bundle/{k}": v for k, v in ARCHIVE_MEMBERS.items()}}
