@@ -23,6 +23,7 @@ from repository.errors import (
     RepositoryError,
 )
 from repository.extract import ExtractionLimits
+from repository.hashing import Readable
 from repository.install import (
     InstalledItem,
     SourceChangedError,
@@ -43,6 +44,7 @@ from repository.locks import work_lock
 from repository.manifest import Manifest, sources_digest
 from repository.metadata import Artifact, Item, Metadata, check_relative_name, load_metadata
 from repository.mrl import MRL
+from repository.overlap import consume_overlapped
 from repository.progress import (
     Progress,
     ProgressCallback,
@@ -59,7 +61,6 @@ if TYPE_CHECKING:
 __all__ = ["ProgressCallback", "Repository"]
 
 logger = logging.getLogger(__name__)
-
 
 
 class Repository(abc.ABC):
@@ -437,14 +438,21 @@ class Repository(abc.ABC):
                         move=True,
                     )
                 else:
-                    installed = install_item(
-                        stream,
-                        item,
-                        work,
-                        source=shown,
-                        limits=self.extraction_limits,
-                        on_bytes=on_bytes,
-                    )
+
+                    def install(source: Readable) -> InstalledItem:
+                        return install_item(
+                            source,
+                            item,
+                            work,
+                            source=shown,
+                            limits=self.extraction_limits,
+                            on_bytes=on_bytes,
+                        )
+
+                    if isinstance(partial, Partial):  # large: receive while extracting
+                        installed = consume_overlapped(stream.chunks(), install)
+                    else:
+                        installed = install(stream)
         except ChecksumMismatchError:
             if isinstance(partial, Partial):
                 store.discard(partial)  # deleted for safety; a resumed download starts over

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import hashlib
 import itertools
 import logging
 import os
@@ -58,7 +57,7 @@ import zstandard
 
 from .errors import ExtractionError, InstallError, RepositoryError, UnsafeArchiveError
 from .filetypes import ArchiveFormat
-from .hashing import Readable
+from .hashing import Readable, Sha256Writer
 
 __all__ = [
     "ExtractionLimits",
@@ -519,7 +518,7 @@ def _write_file(
 ) -> InstalledFile:
     """Copy ``read`` into a new file at ``path``, hashing and accounting every chunk."""
     fd = _open_new(job, path, rel, executable, replace)
-    digest = hashlib.sha256()
+    digest = Sha256Writer()
     size = 0
     complete = False
     try:
@@ -539,6 +538,7 @@ def _write_file(
             size += len(chunk)
         complete = True
     finally:
+        digest.close()
         try:
             os.close(fd)
         except OSError as exc:

@@ -15,9 +15,11 @@ from typing import Any, Protocol
 
 from repository.errors import ChecksumMismatchError
 
-__all__ = ["HashingReader", "Readable", "verify_digests"]
+__all__ = ["HashingReader", "Readable", "Sha256Writer", "verify_digests"]
 
 CHUNK_SIZE = 1 << 20
+# Below this size, the cost of starting hashing threads outweighs what they save.
+BACKGROUND_HASHING_FROM = 8 << 20
 
 
 class Readable(Protocol):
@@ -126,6 +128,43 @@ class HashingReader(io.RawIOBase):
             worker.stop()
         self._workers = []
         super().close()
+
+
+class Sha256Writer:
+    """The sha256 of data written in chunks; past :data:`BACKGROUND_HASHING_FROM` bytes it is
+    computed in its own thread, beside the thread that writes the file.
+
+    >>> digest = Sha256Writer()
+    >>> digest.update(b"abc")
+    >>> digest.hexdigest()[:16]
+    'ba7816bf8f01cfea'
+    """
+
+    def __init__(self) -> None:
+        self._hasher = hashlib.sha256()
+        self._seen = 0
+        self._worker: _HashWorker | None = None
+
+    def update(self, data: bytes) -> None:
+        """Hash ``data`` (which must not change afterwards)."""
+        if self._worker is not None:
+            self._worker.feed(data)
+            return
+        self._hasher.update(data)
+        self._seen += len(data)
+        if self._seen >= BACKGROUND_HASHING_FROM:
+            self._worker = _HashWorker(self._hasher)
+
+    def hexdigest(self) -> str:
+        """The digest of everything written; stops the thread, if any."""
+        self.close()
+        return self._hasher.hexdigest()
+
+    def close(self) -> None:
+        """Stop the thread, if any, once it hashed what it was given."""
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
 
 
 class _HashWorker:

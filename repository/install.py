@@ -30,7 +30,13 @@ from repository.extract import (
     extract_zip,
 )
 from repository.filetypes import ArchiveFormat
-from repository.hashing import CHUNK_SIZE, HashingReader, Readable, verify_digests
+from repository.hashing import (
+    BACKGROUND_HASHING_FROM,
+    CHUNK_SIZE,
+    HashingReader,
+    Readable,
+    verify_digests,
+)
 from repository.locks import is_abandoned, owner_tag
 from repository.manifest import HEAD_BYTES, FileRecord, Manifest, sources_digest_of_marker
 from repository.metadata import Item
@@ -50,8 +56,6 @@ logger = logging.getLogger(__name__)
 WORK_SUFFIX = ".part"
 TRASH_SUFFIX = ".trash"
 SPOOL_PREFIX = ".repository-spool-"
-# Below this size, the cost of starting hashing threads outweighs what they save.
-BACKGROUND_HASHING_FROM = 8 << 20
 _TAR_FORMATS = {ArchiveFormat.TAR, ArchiveFormat.TGZ, ArchiveFormat.TZST}
 
 

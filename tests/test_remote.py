@@ -27,7 +27,7 @@ from repository import (
     RetryPolicy,
 )
 from repository.cache import MANIFEST_NAME
-from repository.transfer import parse_retry_after
+from repository.transfer import Partial, ResumingStream, parse_retry_after
 from tests.conftest import OpenedFiles, compress, item_entry, leftovers, tar_bytes, tree
 from tests.servers.faultserver import (
     ChangeContent,
@@ -362,6 +362,59 @@ def test_corrupt_partial_file_is_caught_by_the_hash_and_downloaded_again(
     assert (repo.get_resource_directory(artifact) / "big.bin").read_bytes() == BIG
     ranges = [r.range for r in gets(fault_server, paths["big.bin"])]
     assert ranges == [None, "bytes=1000000-", None]
+
+
+def test_small_items_resume_from_memory_and_leave_no_partial_files(
+    fault_server: FaultServer, cache_dir: Path
+) -> None:
+    small = BIG[:300_000]
+    paths = serve(
+        fault_server,
+        {"small.bin": small, "arc.tar.gz": tar_bytes({"x/s.bin": small}, "gz")},
+        **{
+            "small.bin": {"faults": [Reset(120_000)]},
+            "arc.tar.gz": {"faults": [ShortBody(100_000)]},
+        },
+    )
+    claimed: list[str] = []
+    repo = remote(fault_server, cache_dir)
+    original_claim = repo._partials().claim
+
+    def counting_claim(self: Any, key: str) -> Any:
+        claimed.append(key)
+        return original_claim(key)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("repository.transfer.PartialDownloads.claim", counting_claim)
+        artifact = prepare(repo)
+    assert tree(repo.get_resource_directory(artifact)) == {"small.bin": small, "arc/x/s.bin": small}
+    assert [r.range for r in gets(fault_server, paths["small.bin"])] == [None, "bytes=120000-"]
+    assert [r.range for r in gets(fault_server, paths["arc.tar.gz"])] == [None, "bytes=100000-"]
+    assert claimed == []  # no partial folder was made for them
+    assert not (cache_dir / ".tmp" / "downloads").exists()
+
+
+def test_items_at_or_above_the_small_size_keep_a_partial_file(
+    fault_server: FaultServer, cache_dir: Path
+) -> None:
+    small = BIG[:300_000]
+    paths = serve(fault_server, {"small.bin": small}, **{"small.bin": {"faults": [Reset(120_000)]}})
+    repo = remote(fault_server, cache_dir)
+    repo.small_item_size = len(small)
+    seen: list[int] = []
+    original_next = ResumingStream._next_chunk
+
+    def spying_next(self: ResumingStream) -> bytes | None:
+        seen.append(self._partial.size if isinstance(self._partial, Partial) else -1)
+        return original_next(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ResumingStream, "_next_chunk", spying_next)
+        artifact = prepare(repo)
+    assert (repo.get_resource_directory(artifact) / "small.bin").read_bytes() == small
+    assert seen and min(seen) >= 0  # a Partial on disk throughout
+    assert [r.range for r in gets(fault_server, paths["small.bin"])] == [None, "bytes=120000-"]
+    assert list((cache_dir / ".tmp" / "downloads").iterdir()) == []  # removed once installed
 
 
 def test_killed_process_leaves_a_partial_that_the_next_run_resumes(
