@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -105,6 +106,8 @@ class Result:
     ours: list[float] = field(default_factory=list)
     peer: list[float] = field(default_factory=list)
     error: str = ""
+    ours_cpu: list[float] = field(default_factory=list)  # CPU seconds of each timed call
+    peer_cpu: list[float] = field(default_factory=list)
 
     @property
     def ours_median(self) -> float | None:
@@ -125,15 +128,35 @@ class Result:
         return ours is not None and self.comparison.target.met(ours, self.ratio)
 
 
-def timed(action: Callable[[Path], object]) -> Probe:
-    """A probe measuring the wall-clock seconds ``action`` takes."""
+class Timed:
+    """A probe measuring the wall-clock seconds ``action`` takes; it also keeps, in :attr:`cpu`,
+    the CPU seconds (user and system, every thread, child processes included) of each call."""
 
-    def probe(directory: Path) -> float:
+    def __init__(self, action: Callable[[Path], object]) -> None:
+        self.action = action
+        self.cpu: list[float] = []
+
+    def __call__(self, directory: Path) -> float:
+        before = cpu_seconds()
         start = time.perf_counter()
-        action(directory)
-        return time.perf_counter() - start
+        self.action(directory)
+        elapsed = time.perf_counter() - start
+        self.cpu.append(cpu_seconds() - before)
+        return elapsed
 
-    return probe
+
+def cpu_seconds() -> float:
+    """User and system seconds of this process and of its waited-for children."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(action: Callable[[Path], object]) -> Probe:
+    """A :class:`Timed` probe."""
+    return Timed(action)
 
 
 def sample(
@@ -174,7 +197,13 @@ def measure(comparison: Comparison, rounds: int, scratch: Path) -> Result:
         return Result(comparison, error=f"{type(exc).__name__}: {exc}")
     finally:
         shutil.rmtree(workdir)
-    return Result(comparison, values[0], values[1] if peer else [])
+    return Result(
+        comparison,
+        values[0],
+        values[1] if peer else [],
+        ours_cpu=getattr(ours, "cpu", []),
+        peer_cpu=getattr(peer, "cpu", []),
+    )
 
 
 # -- the contenders -------------------------------------------------------------------------
@@ -457,9 +486,17 @@ def spread(values: list[float], unit: str) -> str:
     return f"{median} ({show(min(values), unit)}..{show(max(values), unit)})"
 
 
+def cpu_cell(result: Result) -> str:
+    """Median CPU seconds per call, ours/peer, for wall-clock cases."""
+    if result.comparison.unit != "s" or not result.ours_cpu:
+        return "-"
+    ours = f"{statistics.median(result.ours_cpu):.2f}"
+    return f"{ours}/{statistics.median(result.peer_cpu):.2f}" if result.peer_cpu else ours
+
+
 def table(results: list[Result]) -> str:
     rows = [["case", "what", "ours: median (min..max)", "peer", "peer: median (min..max)"]]
-    rows[0] += ["ours/peer", "target", "result"]
+    rows[0] += ["ours/peer", "target", "result", "CPU s: ours/peer"]
     for result in results:
         comparison = result.comparison
         unit = comparison.unit
@@ -475,6 +512,7 @@ def table(results: list[Result]) -> str:
                 "-" if ratio is None else f"{ratio:.3g}x",
                 comparison.target.text,
                 verdict,
+                cpu_cell(result),
             ]
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
@@ -532,6 +570,7 @@ def report(results: list[Result], settings: dict[str, Any], output: Path) -> Non
                 median = statistics.median(values)
                 print(f"\n{result.comparison.key}: {name.replace('_', ' ')}: median {median:.1f}")
     print("\nFile data is served from the page cache: the figures are the clients' CPU cost.")
+    print("CPU s: user + system seconds of the client per call (threads and child processes).")
     if any(result.comparison.key.startswith("c-") for result in results):
         print(
             "c has no tar.zst row: pooch's Untar uses tarfile, which reads zstd from Python 3.14."
@@ -548,6 +587,8 @@ def report(results: list[Result], settings: dict[str, Any], output: Path) -> Non
             "ours_median": result.ours_median,
             "peer_median": result.peer_median,
             "ratio": result.ratio,
+            "ours_cpu": result.ours_cpu,
+            "peer_cpu": result.peer_cpu,
             "passed": result.passed,
             "error": result.error or None,
             "details": result.comparison.details,

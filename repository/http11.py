@@ -3,13 +3,16 @@ connections, bodies read in large blocks.
 
 httpx's default transport (httpcore and h11) parses every 64 KiB of a body in Python and copies
 it three times; on a local link that costs as much CPU as curl spends on the whole transfer, and
-its per-request overhead is twice that of ``http.client``. This transport keeps httpx's API,
-timeouts, exceptions, redirects handling and proxy mounts (proxied URLs still go through httpx's
-own transport), and hands a body on in blocks of 1 MiB, so that what the caller does per block
-(writing, hashing, counting) is paid a thousand times per GiB rather than sixteen thousand.
+its per-request overhead is twice that of ``http.client``. This transport keeps httpx's API
+(client, requests, responses, per-request timeouts, exceptions) and hands a body on in blocks of
+1 MiB, so that what the caller does per block (writing, hashing, counting) is paid a thousand
+times per GiB rather than sixteen thousand. It connects directly: httpx ignores the proxy
+variables for a client given a transport, so :class:`~repository.transfer.HttpTransport` sends
+URLs that need a proxy through a client with httpx's own transport.
 
 The pool keeps idle connections per origin, drops those the server closed or that stayed idle
-longer than ``keepalive_expiry``, and caps the connections open at once at ``max_connections``.
+longer than ``keepalive_expiry``, and caps the connections open at once at ``max_connections``;
+a request finding none free waits for one to come back, up to its pool timeout.
 A GET that fails on a reused connection before any byte of the answer arrived (the server closed
 it just as it was reused) is sent once more on a new connection, as browsers do.
 """
@@ -61,65 +64,75 @@ class Http11Transport(httpx.BaseTransport):
     ) -> None:
         self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self._max_connections = max_connections
+        self._open = 0  # connections open, idle or in use
         self._idle: dict[Origin, list[_Idle]] = {}
-        self._lock = threading.Lock()
+        # Guards the counts and the idle lists; requests waiting for a connection wait on it.
+        self._changed = threading.Condition()
         self._closed = False
 
     # -- the pool ---------------------------------------------------------------------------
 
     def _ssl(self) -> ssl.SSLContext:
-        with self._lock:
+        with self._changed:
             if self._ssl_context is None:
                 self._ssl_context = httpx.create_ssl_context()
             return self._ssl_context
 
-    def _take_idle(self, origin: Origin) -> http.client.HTTPConnection | None:
-        """An idle connection to ``origin`` that is still usable; closes the others it meets."""
+    def _acquire(
+        self, origin: Origin, timeouts: dict[str, float | None]
+    ) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to ``origin``, and whether it was reused: an idle one that is still
+        open, else a new one once there is room (an idle connection of another origin is
+        closed to make room). Waits up to the pool timeout for a connection to come back.
+        """
+        pool_timeout = timeouts.get("pool")
+        deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
+        stale: list[http.client.HTTPConnection] = []
+        try:
+            with self._changed:
+                while True:
+                    reusable = self._pop_idle(origin, stale)
+                    if reusable is not None:
+                        return reusable, True
+                    if self._open < self._max_connections:
+                        self._open += 1
+                        break
+                    other = next((idle for idle in self._idle.values() if idle), None)
+                    if other is not None:
+                        stale.append(other.pop(0).connection)
+                        self._open -= 1
+                        continue
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise httpx.PoolTimeout("no connection became free in time")
+                    self._changed.wait(remaining)
+        finally:
+            for connection in stale:
+                connection.close()
+        try:
+            return self._connect(origin, timeouts), False
+        except BaseException:
+            self._forget()
+            raise
+
+    def _pop_idle(
+        self, origin: Origin, stale: list[http.client.HTTPConnection]
+    ) -> http.client.HTTPConnection | None:
+        """An idle connection to ``origin`` still usable; the others go to ``stale`` (locked)."""
+        idle = self._idle.get(origin)
         now = time.monotonic()
-        while True:
-            with self._lock:
-                idle = self._idle.get(origin)
-                if not idle:
-                    return None
-                entry = idle.pop()
+        while idle:
+            entry = idle.pop()
             if now - entry.since <= self._keepalive_expiry and _still_open(entry.connection):
                 return entry.connection
-            self._discard(entry.connection)
+            stale.append(entry.connection)
+            self._open -= 1
+        return None
 
-    def _close_one_idle(self) -> bool:
-        """Close an idle connection of any origin, freeing its slot; False when there is none."""
-        with self._lock:
-            for idle in self._idle.values():
-                if idle:
-                    connection = idle.pop(0).connection
-                    break
-            else:
-                return False
-        self._discard(connection)
-        return True
-
-    def _discard(self, connection: http.client.HTTPConnection) -> None:
-        connection.close()
-        self._slots.release()
-
-    def _give_back(self, origin: Origin, connection: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if not self._closed:
-                self._idle.setdefault(origin, []).append(_Idle(connection, time.monotonic()))
-                return
-        self._discard(connection)
-
-    def _new_connection(
+    def _connect(
         self, origin: Origin, timeouts: dict[str, float | None]
     ) -> http.client.HTTPConnection:
-        pool_timeout = timeouts.get("pool")
-        while not self._slots.acquire(blocking=False):
-            if self._close_one_idle():
-                continue
-            if not self._slots.acquire(timeout=pool_timeout):
-                raise httpx.PoolTimeout("no connection became free in time")
-            break
         scheme, host, port = origin
         connection: http.client.HTTPConnection
         if scheme == "https":
@@ -132,21 +145,40 @@ class Http11Transport(httpx.BaseTransport):
             with _translated(httpx.ConnectTimeout, httpx.ConnectError):
                 connection.connect()
             assert connection.sock is not None
-            connection.sock.settimeout(timeouts.get("read"))
             connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except BaseException:
-            self._discard(connection)
+            connection.close()
             raise
         return connection
 
+    def _forget(self) -> None:
+        """One connection fewer is open: make room for a waiting request."""
+        with self._changed:
+            self._open -= 1
+            self._changed.notify()
+
+    def _discard(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        self._forget()
+
+    def _give_back(self, origin: Origin, connection: http.client.HTTPConnection) -> None:
+        with self._changed:
+            if not self._closed:
+                self._idle.setdefault(origin, []).append(_Idle(connection, time.monotonic()))
+                self._changed.notify_all()  # a waiter for this origin can take it
+                return
+        self._discard(connection)
+
     def close(self) -> None:
         """Close every idle connection; connections in use close when their response does."""
-        with self._lock:
+        with self._changed:
             self._closed = True
             idle = [entry.connection for entries in self._idle.values() for entry in entries]
             self._idle.clear()
+            self._open -= len(idle)
+            self._changed.notify_all()
         for connection in idle:
-            self._discard(connection)
+            connection.close()
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -156,17 +188,16 @@ class Http11Transport(httpx.BaseTransport):
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"{url.scheme!r} URLs are not served by HTTP/1.1")
         port = url.port or (443 if url.scheme == "https" else 80)
-        origin: Origin = (url.scheme, url.host, port)
+        # The host as httpx encoded it (IDNA 2008), so that the connection, the Host header and
+        # the certificate check agree.
+        origin: Origin = (url.scheme, url.raw_host.decode("ascii"), port)
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         body = request.read()
         target = url.raw_path.decode("ascii")
         while True:
-            connection = self._take_idle(origin)
-            reused = connection is not None
-            if connection is None:
-                connection = self._new_connection(origin, timeouts)
+            connection, reused = self._acquire(origin, timeouts)
             try:
-                response = self._exchange(connection, request.method, target, request, body)
+                response = self._exchange(connection, target, request, body, timeouts)
             except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
                 self._discard(connection)
                 if reused and request.method in IDEMPOTENT_METHODS:
@@ -191,16 +222,21 @@ class Http11Transport(httpx.BaseTransport):
     @staticmethod
     def _exchange(
         connection: http.client.HTTPConnection,
-        method: str,
         target: str,
         request: httpx.Request,
         body: bytes,
+        timeouts: dict[str, float | None],
     ) -> http.client.HTTPResponse:
+        sock = connection.sock
+        assert sock is not None
+        # Each request's own timeouts, also on a connection an earlier request opened.
+        sock.settimeout(timeouts.get("write"))
         with _translated(httpx.WriteTimeout, httpx.WriteError):
-            connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            connection.putrequest(request.method, target, skip_host=True, skip_accept_encoding=True)
             for name, value in request.headers.raw:
                 connection.putheader(name, value)
             connection.endheaders(body or None)
+        sock.settimeout(timeouts.get("read"))
         with _translated(httpx.ReadTimeout, httpx.ReadError):
             return connection.getresponse()
 

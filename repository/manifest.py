@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,7 +68,16 @@ class Manifest:
 
     def to_json(self) -> str:
         """Serialise to the marker file's text, ``sources_digest`` first."""
-        data = {"sources_digest": self.sources_digest, "format": FORMAT, **asdict(self)}
+        # A shallow copy: dataclasses.asdict deep-copies, which costs more than the dump.
+        data = {
+            "sources_digest": self.sources_digest,
+            "format": FORMAT,
+            **{item.name: getattr(self, item.name) for item in fields(self)},
+            "files": {
+                path: {"size": record.size, "sha256": record.sha256}
+                for path, record in self.files.items()
+            },
+        }
         return json.dumps(data, indent=1)
 
     @classmethod

@@ -29,6 +29,7 @@ import secrets
 import shutil
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,11 +176,19 @@ class HttpTransport:
         self._netrc: netrc.netrc | bool | None = False  # False: not read yet
         self.retry = retry or RetryPolicy()
         self.offline = offline_from_env() if offline is None else offline
+        self._timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
+        self._max_connections = max_connections
+        self._given_client = client is not None
         self._client = client or httpx.Client(
             transport=Http11Transport(max_connections=max_connections),
-            timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+            timeout=self._timeout,
             follow_redirects=False,
+            trust_env=False,
         )
+        # httpx ignores the proxy variables once given a transport: URLs that go through a
+        # proxy take a client of httpx's own, made when first needed.
+        self._proxies = urllib.request.getproxies_environment()
+        self._proxied_client: httpx.Client | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -188,6 +197,25 @@ class HttpTransport:
     def close(self) -> None:
         """Close the pooled connections."""
         self._client.close()
+        if self._proxied_client is not None:
+            self._proxied_client.close()
+
+    def _client_for(self, url: str) -> httpx.Client:
+        """The client for ``url``: a proxied one when the environment names a proxy for it."""
+        if self._given_client or not self._proxies:
+            return self._client
+        parts = urlsplit(url)
+        proxy = self._proxies.get(parts.scheme) or self._proxies.get("all")
+        if not proxy or urllib.request.proxy_bypass(parts.netloc):
+            return self._client
+        with self._lock:
+            if self._proxied_client is None:
+                self._proxied_client = httpx.Client(
+                    timeout=self._timeout,
+                    limits=httpx.Limits(max_connections=self._max_connections),
+                    follow_redirects=False,
+                )
+            return self._proxied_client
 
     # -- credentials ----------------------------------------------------------------------
 
@@ -268,11 +296,12 @@ class HttpTransport:
 
     def _send_following_redirects(self, url: str, headers: dict[str, str]) -> httpx.Response:
         for _ in range(MAX_REDIRECTS + 1):
-            request = self._client.build_request(
-                "GET", url, headers={**headers, **self._credentials(url)}
-            )
-            response = self._client.send(request, stream=True)
-            logger.debug('HTTP GET %s "%d"', redact_url(url), response.status_code)
+            client = self._client_for(url)
+            headers_with_credentials = {**headers, **self._credentials(url)}
+            request = client.build_request("GET", url, headers=headers_with_credentials)
+            response = client.send(request, stream=True)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug('HTTP GET %s "%d"', redact_url(url), response.status_code)
             if response.status_code not in REDIRECT_STATUSES or "location" not in response.headers:
                 return response
             location = response.headers["location"]
