@@ -183,6 +183,9 @@ def _once(probe: Probe, scratch: Path, *, fresh: bool) -> float:
         return probe(directory)
     finally:
         shutil.rmtree(directory)
+        # Untimed: let the kernel write back and discard what this call left, so that the
+        # next contender does not pay for it.
+        os.sync()
 
 
 def measure(comparison: Comparison, rounds: int, scratch: Path) -> Result:

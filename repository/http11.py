@@ -4,11 +4,11 @@ connections, bodies read in large blocks.
 httpx's default transport (httpcore and h11) parses every 64 KiB of a body in Python and copies
 it three times; on a local link that costs as much CPU as curl spends on the whole transfer, and
 its per-request overhead is twice that of ``http.client``. This transport keeps httpx's API
-(client, requests, responses, per-request timeouts, exceptions) and hands a body on in blocks of
-1 MiB, so that what the caller does per block (writing, hashing, counting) is paid a thousand
-times per GiB rather than sixteen thousand. It connects directly: httpx ignores the proxy
-variables for a client given a transport, so :class:`~repository.transfer.HttpTransport` sends
-URLs that need a proxy through a client with httpx's own transport.
+(client, requests, responses, per-request timeouts, exceptions) and hands a body on as each recv
+returns it (about 128 KiB at a time on a fast link), with no copy. It connects directly: httpx
+ignores the proxy variables for a client given a transport, so
+:class:`~repository.transfer.HttpTransport` sends URLs that need a proxy through a client with
+httpx's own transport.
 
 The pool keeps idle connections per origin, drops those the server closed or that stayed idle
 longer than ``keepalive_expiry``, and caps the connections open at once at ``max_connections``;
@@ -33,8 +33,7 @@ import httpx
 
 __all__ = ["Http11Transport"]
 
-# Bodies are handed on in blocks of up to this size: a GiB is a thousand iterations for the
-# consumer, and memory stays flat.
+# The most one recv hands on.
 READ_BLOCK = 1 << 20
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
@@ -259,27 +258,15 @@ class _Body(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         response = self._response
-        parts: list[bytes] = []
-        held = 0
-        failure: Exception | None = None
         while True:
-            # One recv per call, so that a failure loses nothing that arrived before it.
-            try:
-                chunk = response.read1(READ_BLOCK - held)
-            except Exception as exc:
-                failure = _httpx_error(exc, httpx.ReadTimeout, httpx.ReadError)
-                break
+            # One recv per chunk: nothing that arrived is lost when a later recv fails, and the
+            # bytes are handed on while they are in the CPU's cache. (Gathering 1 MiB first
+            # made the reader sleep and wake for every block: twice the system time.)
+            with _translated(httpx.ReadTimeout, httpx.ReadError):
+                chunk = response.read1(READ_BLOCK)
             if not chunk:
                 break
-            parts.append(chunk)
-            held += len(chunk)
-            if held >= READ_BLOCK:
-                yield b"".join(parts)
-                parts, held = [], 0
-        if parts:
-            yield b"".join(parts)
-        if failure is not None:
-            raise failure
+            yield chunk
         if response.length:  # http.client returns b"" when the peer closes early
             raise httpx.RemoteProtocolError(
                 f"peer closed connection without sending complete message body "
@@ -318,26 +305,11 @@ def _translated(
     """Raise http.client's and the socket's errors as the httpx exceptions callers expect."""
     try:
         yield
-    except Exception as exc:
-        raise _httpx_error(exc, timeout_error, other_error) from exc
-
-
-def _httpx_error(
-    exc: Exception,
-    timeout_error: type[httpx.TimeoutException],
-    other_error: type[httpx.TransportError],
-) -> Exception:
-    """The httpx exception for an error of http.client or the socket (others are returned)."""
-    error: Exception
-    if isinstance(exc, TimeoutError):
-        error = timeout_error(str(exc) or "timed out")
-    elif isinstance(exc, http.client.RemoteDisconnected | http.client.IncompleteRead):
-        error = httpx.RemoteProtocolError(str(exc) or type(exc).__name__)
-    elif isinstance(exc, http.client.HTTPException):  # bad status line, too many headers
-        error = httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}")
-    elif isinstance(exc, OSError):
-        error = other_error(str(exc) or type(exc).__name__)
-    else:
-        return exc
-    error.__cause__ = exc
-    return error
+    except TimeoutError as exc:
+        raise timeout_error(str(exc) or "timed out") from exc
+    except (http.client.RemoteDisconnected, http.client.IncompleteRead) as exc:
+        raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
+    except http.client.HTTPException as exc:  # bad status line, too many or too long headers
+        raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from exc
+    except OSError as exc:
+        raise other_error(str(exc) or type(exc).__name__) from exc
