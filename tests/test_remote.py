@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+import repository.install
 from repository import (
     MRL,
     ChecksumMismatchError,
@@ -362,6 +363,35 @@ def test_corrupt_partial_file_is_caught_by_the_hash_and_downloaded_again(
     assert (repo.get_resource_directory(artifact) / "big.bin").read_bytes() == BIG
     ranges = [r.range for r in gets(fault_server, paths["big.bin"])]
     assert ranges == [None, "bytes=1000000-", None]
+
+
+def test_large_archives_are_extracted_in_a_second_thread_while_they_arrive(
+    fault_server: FaultServer, cache_dir: Path
+) -> None:
+    archive = tar_bytes({"w/weights.bin": BIG}, "zst")
+    assert len(archive) >= Repository.small_item_size
+    serve(fault_server, {"model.tar.zst": archive})
+    extracting_in: list[str] = []
+    receiving_in: list[str] = []
+    original_extract = repository.install.extract_tar
+    original_next = ResumingStream._next_chunk
+
+    def recording_extract(*args: Any, **kwargs: Any) -> Any:
+        extracting_in.append(threading.current_thread().name)
+        return original_extract(*args, **kwargs)
+
+    def recording_next(self: ResumingStream) -> bytes | None:
+        receiving_in.append(threading.current_thread().name)
+        return original_next(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(repository.install, "extract_tar", recording_extract)
+        patch.setattr(ResumingStream, "_next_chunk", recording_next)
+        repo = remote(fault_server, cache_dir)
+        artifact = prepare(repo)
+    assert tree(repo.get_resource_directory(artifact)) == {"model/w/weights.bin": BIG}
+    assert extracting_in == ["repository-consume"]
+    assert receiving_in and "repository-consume" not in receiving_in
 
 
 def test_small_items_resume_from_memory_and_leave_no_partial_files(
