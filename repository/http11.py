@@ -292,6 +292,10 @@ def _still_open(connection: http.client.HTTPConnection) -> bool:
     if sock is None:
         return False
     try:
+        if hasattr(select, "poll"):  # select() cannot watch descriptors above 1023
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return False

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import os
+import resource
 import shutil
 import socket
 import ssl
@@ -332,6 +334,27 @@ def test_get_not_retried_on_a_new_connection(
         client.get(server.url("/a"))
     assert server.connections == 1
     assert len(server.requests) == 1
+
+
+def test_connections_are_reused_when_descriptors_are_above_select_limit(
+    fault_server: FaultServer, client: httpx.Client
+) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if max(soft, hard) < 1100:
+        pytest.skip(f"cannot open more than {hard} files")
+    if soft < 1100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2048), hard))
+    fault_server.add_file("/a", b"a")
+    # Fill the descriptors below 1024, so that the client's socket gets a higher one.
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1050)]
+    try:
+        for _ in range(3):
+            assert client.get(fault_server.url("/a")).content == b"a"
+    finally:
+        for descriptor in fillers:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert fault_server.connections == 1
 
 
 def test_idle_connection_dropped_after_keepalive_expiry(fault_server: FaultServer) -> None:
