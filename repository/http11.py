@@ -1,5 +1,5 @@
 """An httpx transport on the standard library's ``http.client``: HTTP/1.1 with pooled keep-alive
-connections, bodies read in large blocks.
+connections, bodies handed on as they arrive.
 
 httpx's default transport (httpcore and h11) parses every 64 KiB of a body in Python and copies
 it three times; on a local link that costs as much CPU as curl spends on the whole transfer, and
