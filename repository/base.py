@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Mapping
@@ -80,6 +81,9 @@ class Repository(abc.ABC):
     #: Items declared smaller than this many bytes download without a partial file on disk, so
     #: an interrupted one resumes within the process only (a later process fetches it again).
     small_item_size: int = 1 << 20
+    #: From this many small http(s) items in an artifact, they are fetched by HTTP/1.1
+    #: pipelining (see :mod:`repository.pipelining`) before the rest.
+    pipelining_from: int = 8
 
     def __init__(
         self,
@@ -368,19 +372,62 @@ class Repository(abc.ABC):
         counter: Progress | None,
         partials: list[Partial],
     ) -> list[InstalledItem]:
-        """Install every item into ``work``: in parallel over pooled connections when remote."""
+        """Install every item into ``work``: in parallel over pooled connections when remote,
+        many small ones first over pipelined connections."""
         items = list(artifact.files.values())
-        workers = min(self.max_workers, len(items))
+        installed = self._install_pipelined(items, work, counter)
+        rest = [item for item in items if item.key not in installed]
+        workers = min(self.max_workers, len(rest))
 
         def install(item: Item) -> InstalledItem:
             return self._install_one(item, work, counter, partials)
 
         if workers <= 1:
-            return [install(item) for item in items]
-        with ThreadPoolExecutor(workers, thread_name_prefix="repository-item") as pool:
-            futures = [pool.submit(install, item) for item in items]
-            wait(futures)
-        return [future.result() for future in futures]
+            installed.update((item.key, install(item)) for item in rest)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="repository-item") as pool:
+                futures = [pool.submit(install, item) for item in rest]
+                wait(futures)
+            installed.update(
+                (item.key, future.result()) for item, future in zip(rest, futures, strict=True)
+            )
+        return [installed[item.key] for item in items]
+
+    def _install_pipelined(
+        self, items: list[Item], work: Path, counter: Progress | None
+    ) -> dict[str, InstalledItem]:
+        """Fetch and install the small items (when there are at least :attr:`pipelining_from`
+        of them) over pipelined HTTP/1.1 connections; those it could not fetch are left out."""
+        small = [
+            (item, url)
+            for item in items
+            if item.size is not None
+            and 0 <= item.size < self.small_item_size
+            and (url := self._item_url(item)) is not None
+        ]
+        if len(small) < self.pipelining_from:
+            return {}
+        from repository.transfer import redact_url
+
+        on_bytes = None if counter is None else counter.advance
+        installed: dict[str, InstalledItem] = {}
+        answers = self.http_transport.fetch_pipelined(
+            [url for _, url in small], max_body=self.small_item_size
+        )
+        with contextlib.closing(answers):
+            for index, body in answers:
+                item, url = small[index]
+                installed[item.key] = install_item(
+                    io.BytesIO(body),
+                    item,
+                    work,
+                    source=redact_url(url),
+                    limits=self.extraction_limits,
+                    on_bytes=on_bytes,
+                )
+        if len(installed) < len(small):
+            logger.debug("%d small items left to single requests", len(small) - len(installed))
+        return installed
 
     def _install_one(
         self, item: Item, work: Path, counter: Progress | None, partials: list[Partial]

@@ -8,6 +8,7 @@ ignored. Pure functions, no I/O.
 from __future__ import annotations
 
 import enum
+import functools
 import posixpath
 from urllib.parse import unquote, urlsplit
 
@@ -53,6 +54,7 @@ _SUFFIXES: tuple[tuple[str, ArchiveFormat], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function, asked several times per item
 def last_segment(uri: str) -> str:
     """The last ``/`` segment of a URI's path, percent-decoded, without query or fragment.
 

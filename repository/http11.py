@@ -72,7 +72,9 @@ class Http11Transport(httpx.BaseTransport):
 
     # -- the pool ---------------------------------------------------------------------------
 
-    def _ssl(self) -> ssl.SSLContext:
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS settings of https connections."""
         with self._changed:
             if self._ssl_context is None:
                 self._ssl_context = httpx.create_ssl_context()
@@ -136,7 +138,7 @@ class Http11Transport(httpx.BaseTransport):
         connection: http.client.HTTPConnection
         if scheme == "https":
             connection = http.client.HTTPSConnection(
-                host, port, timeout=timeouts.get("connect"), context=self._ssl()
+                host, port, timeout=timeouts.get("connect"), context=self.ssl_context
             )
         else:
             connection = http.client.HTTPConnection(host, port, timeout=timeouts.get("connect"))

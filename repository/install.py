@@ -189,7 +189,8 @@ def _file_target(item: Item, root: Path, source: str) -> Path:
             f"Item {item.key!r} has type 'file' and an empty name", archive=source
         )
     target = root / name
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if "/" in name:  # root itself exists
+        target.parent.mkdir(parents=True, exist_ok=True)
     return target
 
 

@@ -78,7 +78,7 @@ class Manifest:
                 for path, record in self.files.items()
             },
         }
-        return json.dumps(data, indent=1)
+        return json.dumps(data)  # one line: with indent, json encodes in Python, 10x slower
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:

@@ -92,6 +92,7 @@ class RemoteRepository(Repository):
         self.arguments = dict(parse_qsl(parts.query))
         self.metadata_ttl = metadata_ttl
         self.max_workers = max_workers
+        self._resource_urls: dict[MRL, str] = {}
 
     def __repr__(self) -> str:
         return f"<RemoteRepository {self.name!r} {redact_url(self.base_uri)}>"
@@ -235,7 +236,14 @@ class RemoteRepository(Repository):
                     source=metadata.source,
                     field=f"files.{item.key}.uri",
                 ) from None
-        return urljoin(urljoin(self.base_uri, item.artifact.metadata.mrl.path), uri)
+        return urljoin(self._resource_url(item.artifact.metadata.mrl), uri)
+
+    def _resource_url(self, mrl: MRL) -> str:
+        """``<base>/<mrl path>``, joined once per MRL (items of an artifact share it)."""
+        url = self._resource_urls.get(mrl)
+        if url is None:
+            url = self._resource_urls[mrl] = urljoin(self.base_uri, mrl.path)
+        return url
 
 
 class RemoteRepositoryFactory:

@@ -30,7 +30,7 @@ import shutil
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,6 +42,7 @@ from repository.errors import DownloadError, OfflineError
 from repository.http11 import Http11Transport
 from repository.install import SourceChangedError, install_error
 from repository.locks import is_abandoned, owner_tag
+from repository.pipelining import PipelinedGet, fetch_pipelined
 
 __all__ = [
     "OFFLINE_ENV",
@@ -179,11 +180,9 @@ class HttpTransport:
         self._timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
         self._max_connections = max_connections
         self._given_client = client is not None
+        self._direct = Http11Transport(max_connections=max_connections)
         self._client = client or httpx.Client(
-            transport=Http11Transport(max_connections=max_connections),
-            timeout=self._timeout,
-            follow_redirects=False,
-            trust_env=False,
+            transport=self._direct, timeout=self._timeout, follow_redirects=False, trust_env=False
         )
         # httpx ignores the proxy variables once given a transport: URLs that go through a
         # proxy take a client of httpx's own, made when first needed.
@@ -308,6 +307,38 @@ class HttpTransport:
             response.close()
             url = urljoin(url, location)
         raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
+
+    def fetch_pipelined(
+        self, urls: Sequence[str], *, max_body: int
+    ) -> Generator[tuple[int, bytes], None, None]:
+        """GET many small files over a few pipelined connections (see
+        :mod:`repository.pipelining`), with the headers :meth:`open` would send.
+
+        Yields ``(index, body)`` for each URL answered 200 with its whole body; the others (and
+        all of them in offline mode, through a proxy or a client of the caller's) are left for
+        :meth:`open`, which reports, redirects and retries. Close the generator to stop early.
+        """
+        if self.offline or self._given_client:
+            return
+        indices: list[int] = []
+        gets: list[PipelinedGet] = []
+        agent = self._client.headers.get("user-agent", "")
+        for index, url in enumerate(urls):
+            if self._client_for(url) is self._client:
+                indices.append(index)
+                headers = {"User-Agent": agent, "Accept-Encoding": "identity"}
+                gets.append(PipelinedGet(url, {**headers, **self._credentials(url)}))
+        answers = fetch_pipelined(
+            gets,
+            ssl_context=self._direct.ssl_context,
+            timeout=httpx.Timeout(self._timeout),
+            max_body=max_body,
+        )
+        try:
+            for position, body in answers:
+                yield indices[position], body
+        finally:
+            answers.close()
 
     def get_bytes(
         self, url: str, headers: Mapping[str, str] | None = None, *, max_bytes: int

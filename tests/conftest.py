@@ -15,10 +15,17 @@ from typing import Any
 import pytest
 import zstandard
 
-from tests.servers.fixtures import fault_server, nginx_factory, other_host_server
+from tests.servers.fixtures import fault_server, nginx_factory, other_host_server, raw_server
 from tests.servers.moto import moto_server, s3_bucket
 
-__all__ = ["fault_server", "moto_server", "nginx_factory", "other_host_server", "s3_bucket"]
+__all__ = [
+    "fault_server",
+    "moto_server",
+    "nginx_factory",
+    "other_host_server",
+    "raw_server",
+    "s3_bucket",
+]
 
 DATA = Path(__file__).parent / "data"
 

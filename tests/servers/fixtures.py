@@ -10,6 +10,7 @@ import pytest
 
 from tests.servers.faultserver import FaultServer
 from tests.servers.nginx import NGINX_BINARY, NginxServer, nginx_available
+from tests.servers.rawserver import RawHandler, RawServer
 
 __all__ = ["NginxFactory", "fault_server", "nginx_factory", "other_host_server", "running_under_ci"]
 
@@ -67,3 +68,18 @@ def other_host_server() -> Iterator[FaultServer]:
     """A started :class:`FaultServer` on 127.0.0.2: "another host" for redirect tests."""
     with FaultServer("127.0.0.2") as server:
         yield server
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[RawHandler], RawServer]]:
+    """``raw_server(handler) -> RawServer``, started; closed after the test."""
+    started: list[RawServer] = []
+
+    def start(handler: RawHandler) -> RawServer:
+        server = RawServer(handler)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
