@@ -76,6 +76,7 @@ def _match(name: str) -> tuple[str, ArchiveFormat]:
     return "", ArchiveFormat.PLAIN
 
 
+@functools.lru_cache(maxsize=4096)
 def file_type(uri: str) -> ArchiveFormat:
     """The packing of the file a URI or file name points at.
 
@@ -89,6 +90,7 @@ def file_type(uri: str) -> ArchiveFormat:
     return _match(last_segment(uri))[1]
 
 
+@functools.lru_cache(maxsize=4096)
 def name_part(uri: str) -> str:
     """The last segment of a URI without its packing suffix: DJL's default item name.
 

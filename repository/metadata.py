@@ -321,10 +321,14 @@ def load_metadata(path: Path) -> Metadata:
     return parse_metadata(data, source=str(path))
 
 
-def dump_metadata(metadata: Metadata) -> str:
-    """Serialise metadata as DJL reads it: DJL's field names, only the fields that were set."""
+def dump_metadata(metadata: Metadata, *, indent: int | None = 2) -> str:
+    """Serialise metadata as DJL reads it: DJL's field names, only the fields that were set.
+
+    :param indent: None for one line (json then encodes in C, ten times faster: for copies that
+        only programs read).
+    """
     data = metadata.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
 
 
 def metadata_json_schema() -> dict[str, Any]:

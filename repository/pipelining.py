@@ -21,7 +21,7 @@ import re
 import socket
 import ssl
 from collections import deque
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -97,7 +97,7 @@ def parse_head(head: bytes) -> ResponseHead:
 def fetch_pipelined(
     gets: Sequence[PipelinedGet],
     *,
-    ssl_context: ssl.SSLContext,
+    ssl_context: Callable[[], ssl.SSLContext],
     timeout: httpx.Timeout,
     max_body: int,
     window: int = 32,
@@ -110,6 +110,7 @@ def fetch_pipelined(
     a caller writing files cost more than the parsing it overlapped.) Unanswered GETs are
     simply not yielded. Closing the generator closes the connection.
 
+    :param ssl_context: gives the TLS settings, asked only when an https URL is met.
     :param max_body: a larger (or unbounded) body is not read: its connection is given up.
     """
     by_origin: dict[tuple[str, str, int], list[tuple[int, _Target]]] = {}
@@ -211,7 +212,7 @@ class _Pipeline:
     def __init__(
         self,
         share: list[tuple[int, _Target]],
-        ssl_context: ssl.SSLContext,
+        ssl_context: Callable[[], ssl.SSLContext],
         timeout: httpx.Timeout,
         *,
         max_body: int,
@@ -241,7 +242,7 @@ class _Pipeline:
             return False
         try:
             if scheme == "https":
-                sock = self._ssl_context.wrap_socket(sock, server_hostname=host)
+                sock = self._ssl_context().wrap_socket(sock, server_hostname=host)
             sock.settimeout(self._timeout.read)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             buffer = bytearray()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
@@ -26,6 +27,8 @@ from repository.mrl import MRL
 from repository.transfer import HttpTransport, RetryPolicy, redact_url
 
 __all__ = ["RemoteRepository", "RemoteRepositoryFactory"]
+
+_PLAIN_RELATIVE = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~/-]*")
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +193,7 @@ class RemoteRepository(Repository):
         try:
             copy.parent.mkdir(parents=True, exist_ok=True)
             scratch = copy.with_name(f".metadata.json.{os.getpid()}.new")
-            scratch.write_text(dump_metadata(metadata), encoding="utf-8")
+            scratch.write_text(dump_metadata(metadata, indent=None), encoding="utf-8")
             os.replace(scratch, copy)
             (copy.parent / _VALIDATORS).write_text(json.dumps(validators))
         except OSError as exc:  # a read-only cache still serves what it has
@@ -236,7 +239,10 @@ class RemoteRepository(Repository):
                     source=metadata.source,
                     field=f"files.{item.key}.uri",
                 ) from None
-        return urljoin(self._resource_url(item.artifact.metadata.mrl), uri)
+        base = self._resource_url(item.artifact.metadata.mrl)
+        if _PLAIN_RELATIVE.fullmatch(uri) and "/." not in uri and base.endswith("/"):
+            return base + uri  # what urljoin gives, without its parsing (asked once per item)
+        return urljoin(base, uri)
 
     def _resource_url(self, mrl: MRL) -> str:
         """``<base>/<mrl path>``, joined once per MRL (items of an artifact share it)."""

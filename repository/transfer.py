@@ -79,9 +79,18 @@ def redact_url(url: str) -> str:
 
     >>> redact_url("https://user:secret@h.example:8443/a/b.zip?token=abc&x=1")
     'https://h.example:8443/a/b.zip?...'
+    >>> redact_url("http://[::1]:8080/a?x")
+    'http://[::1]:8080/a?...'
+    >>> redact_url("http://h.example/a/b.bin")
+    'http://h.example/a/b.bin'
     """
+    netloc = url.partition("://")[2].partition("/")[0]
+    if "@" not in url and "?" not in url and "#" not in url and netloc == netloc.lower():
+        return url  # nothing to hide (asked once per item: skip the parse)
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
 
@@ -322,15 +331,22 @@ class HttpTransport:
             return
         indices: list[int] = []
         gets: list[PipelinedGet] = []
-        agent = self._client.headers.get("user-agent", "")
+        common = {
+            "User-Agent": self._client.headers.get("user-agent", ""),
+            "Accept-Encoding": "identity",
+        }
+        by_origin: dict[tuple[str, str, int | None], dict[str, str]] = {}
         for index, url in enumerate(urls):
             if self._client_for(url) is self._client:
+                origin = _origin(url)
+                headers = by_origin.get(origin)
+                if headers is None:  # credentials depend on the origin only
+                    headers = by_origin[origin] = {**common, **self._credentials(url)}
                 indices.append(index)
-                headers = {"User-Agent": agent, "Accept-Encoding": "identity"}
-                gets.append(PipelinedGet(url, {**headers, **self._credentials(url)}))
+                gets.append(PipelinedGet(url, headers))
         answers = fetch_pipelined(
             gets,
-            ssl_context=self._direct.ssl_context,
+            ssl_context=lambda: self._direct.ssl_context,
             timeout=httpx.Timeout(self._timeout),
             max_body=max_body,
         )

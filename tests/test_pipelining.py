@@ -52,8 +52,11 @@ def item_gets(nginx: NginxServer, count: int) -> list[Any]:
 
 
 def fetch_all(gets: list[PipelinedGet], max_body: int = 1 << 20) -> dict[int, bytes]:
-    ssl_context = httpx.create_ssl_context()
-    return dict(fetch_pipelined(gets, ssl_context=ssl_context, timeout=TIMEOUT, max_body=max_body))
+    return dict(
+        fetch_pipelined(
+            gets, ssl_context=httpx.create_ssl_context, timeout=TIMEOUT, max_body=max_body
+        )
+    )
 
 
 # -- the parser ------------------------------------------------------------------------------
