@@ -401,9 +401,7 @@ class Repository(abc.ABC):
         small = [
             (item, url)
             for item in items
-            if item.size is not None
-            and 0 <= item.size < self.small_item_size
-            and (url := self._item_url(item)) is not None
+            if self._is_small(item) and (url := self._item_url(item)) is not None
         ]
         if len(small) < self.pipelining_from:
             return {}
@@ -459,11 +457,11 @@ class Repository(abc.ABC):
 
         store = self._partials()
         partial: Partial | MemoryPartial
-        if item.size is None or not 0 <= item.size < self.small_item_size:
+        if self._is_small(item):
+            partial = MemoryPartial()
+        else:
             key = hashlib.sha256(f"{url}|{sorted(item.hashes.items())}".encode()).hexdigest()[:32]
             partial = store.claim(key)
-        else:
-            partial = MemoryPartial()
         on_size = None if counter is None or (item.size or 0) > 0 else counter.learn_size
         shown = redact_url(url)
         stream = ResumingStream(self.http_transport, url, partial, on_size=on_size)
@@ -501,22 +499,23 @@ class Repository(abc.ABC):
                     else:
                         installed = install(stream)
         except ChecksumMismatchError:
-            if isinstance(partial, Partial):
-                store.discard(partial)  # deleted for safety; a resumed download starts over
+            store.discard(partial)  # deleted for safety; a resumed download starts over
             if stream.resumed:
                 raise SourceChangedError(f"{shown} did not verify after resuming") from None
             raise
         except (ExtractionError, InstallError, OSError):
-            if isinstance(partial, Partial):
-                store.discard(partial)  # bad content or no room: nothing worth resuming
+            store.discard(partial)  # bad content or no room: nothing worth resuming
             raise
         except BaseException:
-            if isinstance(partial, Partial):
-                store.release(partial)
+            store.release(partial)
             raise
         if isinstance(partial, Partial):
-            partials.append(partial)
+            partials.append(partial)  # removed once the artifact is published
         return installed
+
+    def _is_small(self, item: Item) -> bool:
+        """Whether an item is declared smaller than :attr:`small_item_size`."""
+        return item.size is not None and 0 <= item.size < self.small_item_size
 
     def _item_url(self, item: Item) -> str | None:
         """The http(s) URL of an item, or None when ``_open_item`` reads it."""

@@ -495,17 +495,20 @@ class PartialDownloads:
         owner = path.name.split(".")[0]
         return owner == "free" or is_abandoned(owner, path)
 
-    def release(self, partial: Partial) -> None:
-        """Leave a partial for a later attempt (of this or another process) to resume."""
-        with contextlib.suppress(OSError):
-            os.rename(partial.folder, partial.folder.parent / f"free.{secrets.token_hex(4)}")
+    def release(self, partial: Partial | MemoryPartial) -> None:
+        """Leave a partial for a later attempt (of this or another process) to resume; one in
+        memory is simply dropped."""
+        if isinstance(partial, Partial):
+            with contextlib.suppress(OSError):
+                os.rename(partial.folder, partial.folder.parent / f"free.{secrets.token_hex(4)}")
 
     @staticmethod
-    def discard(partial: Partial) -> None:
+    def discard(partial: Partial | MemoryPartial) -> None:
         """Delete a partial download (and its key's folder once empty)."""
-        shutil.rmtree(partial.folder, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            partial.folder.parent.rmdir()
+        if isinstance(partial, Partial):
+            shutil.rmtree(partial.folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                partial.folder.parent.rmdir()
 
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
