@@ -320,7 +320,7 @@ class HttpTransport:
     def fetch_pipelined(
         self, urls: Sequence[str], *, max_body: int
     ) -> Generator[tuple[int, bytes], None, None]:
-        """GET many small files over a few pipelined connections (see
+        """GET many small files over pipelined connections, one per origin (see
         :mod:`repository.pipelining`), with the headers :meth:`open` would send.
 
         Yields ``(index, body)`` for each URL answered 200 with its whole body; the others (and
