@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from repository.http11 import READ_BLOCK, Http11Transport
+from repository.pipelining import PipelinedGet, fetch_pipelined
 from repository.transfer import HttpTransport, RetryPolicy
 from tests.servers.faultserver import (
     FaultServer,
@@ -547,3 +548,23 @@ def test_https_untrusted_certificate_raises_connect_error(
         pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         client.get(https_nginx.base_url + "m")
+
+
+def test_pipelined_gets_over_tls(https_nginx: HttpsSite) -> None:
+    context = ssl.create_default_context(cafile=str(https_nginx.certificate))
+    gets = [PipelinedGet(https_nginx.base_url + "m", {}) for _ in range(10)]
+    answers = list(
+        fetch_pipelined(gets, ssl_context=lambda: context, timeout=TIMEOUT, max_body=len(DATA))
+    )
+    assert answers == [(n, DATA) for n in range(10)]
+    logged = https_nginx.server.requests(min_count=10)
+    assert len(logged) == 10 and len({r.connection for r in logged}) == 1
+
+
+def test_pipelining_to_an_untrusted_certificate_yields_nothing(https_nginx: HttpsSite) -> None:
+    context = ssl.create_default_context()  # does not trust the self-signed certificate
+    gets = [PipelinedGet(https_nginx.base_url + "m", {}) for _ in range(3)]
+    assert (
+        list(fetch_pipelined(gets, ssl_context=lambda: context, timeout=TIMEOUT, max_body=1 << 20))
+        == []
+    )
