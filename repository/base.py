@@ -464,11 +464,16 @@ class Repository(abc.ABC):
             partial = store.claim(key)
         on_size = None if counter is None or (item.size or 0) > 0 else counter.learn_size
         shown = redact_url(url)
-        stream = ResumingStream(self.http_transport, url, partial, on_size=on_size)
+        # A whole file is installed from its partial file; an extracted stream's partial file
+        # is read again only to resume after a crash, so it stays out of the page cache.
+        whole_file = wants_whole_file(item)
+        stream = ResumingStream(
+            self.http_transport, url, partial, on_size=on_size, cache_partial=whole_file
+        )
         try:
             with stream:
                 on_bytes = None if counter is None else counter.advance
-                if isinstance(partial, Partial) and wants_whole_file(item):
+                if whole_file and isinstance(partial, Partial):
                     with source_reader(stream, item, on_bytes) as reader:
                         reader.consume(stream.chunks())
                         digests = reader.hexdigests()

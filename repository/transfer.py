@@ -33,7 +33,7 @@ import urllib.request
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -42,6 +42,7 @@ from repository.errors import DownloadError, OfflineError
 from repository.http11 import Http11Transport
 from repository.install import SourceChangedError, install_error
 from repository.locks import is_abandoned, owner_tag
+from repository.pagecache import UncachedAppender
 from repository.pipelining import PipelinedGet, fetch_pipelined
 
 __all__ = [
@@ -383,6 +384,16 @@ class HttpTransport:
 # -- partial downloads ----------------------------------------------------------------------
 
 
+class Sink(Protocol):
+    """Where a partial download's bytes are appended: a file, or memory."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Partial:
     """One partial download: a folder holding ``data`` and ``info.json`` (what it belongs to)."""
 
@@ -419,9 +430,9 @@ class Partial:
         """Read the bytes downloaded so far."""
         return self.data.open("rb")
 
-    def open_sink(self) -> BinaryIO:
-        """Append to the bytes downloaded so far."""
-        return self.data.open("ab")
+    def open_sink(self, *, cached: bool = True) -> Sink:
+        """Append to the bytes downloaded so far; out of the page cache unless ``cached``."""
+        return self.data.open("ab") if cached else UncachedAppender(self.data)
 
 
 class MemoryPartial:
@@ -453,8 +464,8 @@ class MemoryPartial:
         """Read the bytes downloaded so far."""
         return io.BytesIO(self._data.getvalue())
 
-    def open_sink(self) -> BinaryIO:
-        """Append to the bytes downloaded so far."""
+    def open_sink(self, *, cached: bool = True) -> Sink:
+        """Append to the bytes downloaded so far (in memory, whatever ``cached`` says)."""
         return self._data
 
 
@@ -525,6 +536,8 @@ class ResumingStream(io.RawIOBase):
     :class:`~repository.install.SourceChangedError` is raised so the caller installs again).
 
     :param on_size: told the total size once the server states it.
+    :param cache_partial: False when the partial file is read again only to resume after a
+        crash (an archive extracted as it arrives): it is then kept out of the page cache.
     """
 
     def __init__(
@@ -534,6 +547,7 @@ class ResumingStream(io.RawIOBase):
         partial: Partial | MemoryPartial,
         *,
         on_size: Callable[[int], None] | None = None,
+        cache_partial: bool = True,
     ) -> None:
         super().__init__()
         self._transport = transport
@@ -541,11 +555,12 @@ class ResumingStream(io.RawIOBase):
         self._shown = redact_url(url)
         self._partial = partial
         self._on_size = on_size
+        self._cache_partial = cache_partial
         self._started = False
         self._replay: io.BufferedIOBase | None = None
         self._response: httpx.Response | None = None
         self._chunks: Iterator[bytes] | None = None
-        self._sink: BinaryIO | None = None
+        self._sink: Sink | None = None
         self._pending = memoryview(b"")
         self._skip = 0
         self._delivered = 0
@@ -634,7 +649,8 @@ class ResumingStream(io.RawIOBase):
             try:
                 self._sink.write(chunk)
             except OSError as exc:  # a full disk must not look like a corrupt archive
-                raise install_error(exc, Path(self._sink.name)) from exc
+                assert isinstance(self._partial, Partial)  # memory fails with MemoryError
+                raise install_error(exc, self._partial.data) from exc
         return chunk
 
     def _interrupted(self, exc: httpx.TransportError) -> None:
@@ -725,7 +741,7 @@ class ResumingStream(io.RawIOBase):
         self._response = response
         self._chunks = response.iter_raw()
         if self._sink is None:
-            self._sink = self._partial.open_sink()
+            self._sink = self._partial.open_sink(cached=self._cache_partial)
 
     def _restart_from_zero(self) -> None:
         if self._delivered:
