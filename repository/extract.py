@@ -58,6 +58,7 @@ import zstandard
 from .errors import ExtractionError, InstallError, RepositoryError, UnsafeArchiveError
 from .filetypes import ArchiveFormat
 from .hashing import Readable, Sha256Writer
+from .zstdframes import ZstdStructureError, ZstdWalker
 
 __all__ = [
     "ExtractionLimits",
@@ -72,18 +73,13 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 """Size of the reads and writes of member content."""
-_TAR_BUFFER = 64 << 10
-"""Read-ahead of tarfile's stream: small enough that errors name the member being read."""
 _IN_CHUNK = 64 << 10
 """Size of the reads of compressed input."""
-_ZSTD_FEED = 1 << 10
-"""Compressed bytes given to zstd at a time after a highly compressed piece: 1 KiB expands to
-at most 32 MiB (RLE blocks)."""
-_ZSTD_FEED_MAX = 8 << 10
-"""The most given at a time while the data compresses normally (at most 256 MiB out even if the
-next piece is all RLE blocks). Larger pieces mean fewer calls, each of which releases and takes
-back the GIL, which threads hashing beside the extractor would otherwise fight over."""
-_ZSTD_NORMAL_RATIO = 64
+_ZSTD_IN_CHUNK = 1 << 20
+"""Size of the reads of zstd input: pieces of whole blocks are cut from them without copying."""
+_ZSTD_BLOCKS_PER_CALL = 8
+"""Blocks given to the decompressor at a time: at most (8 + 1) x 128 KiB come out of a call,
+whatever the data (a 4-byte RLE block stands for 128 KiB), in about a thousand calls per GiB."""
 _MAX_META_HEADER = 1 << 20
 """Largest pax or GNU long-name header accepted (tarfile reads them into memory)."""
 _MAX_TAIL = 1 << 20
@@ -198,6 +194,10 @@ class _Source(Protocol):
 
     def read(self, size: int, /) -> bytes: ...
 
+    def read1(self, size: int, /) -> bytes:
+        """At most ``size`` bytes, whatever comes cheapest (b"" only at the end)."""
+        ...
+
     def consumed(self) -> int:
         """Compressed bytes consumed so far."""
         ...
@@ -286,6 +286,7 @@ def _translating(job: _Job) -> Iterator[None]:
         zipfile.BadZipFile,
         zlib.error,
         zstandard.ZstdError,
+        ZstdStructureError,
         EOFError,
     ) as exc:
         raise job.corrupt(f"corrupt or truncated data: {exc}") from exc
@@ -310,6 +311,8 @@ class _Counted:
         self.count += len(data)
         return data
 
+    read1 = read
+
     def consumed(self) -> int:
         return self.count
 
@@ -329,6 +332,9 @@ class _Decoder:
             pieces.append(piece)
             total += len(piece)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def read1(self, size: int, /) -> bytes:
+        return self._read1(size if size >= 0 else _CHUNK)
 
     def _read1(self, size: int) -> bytes:
         raise NotImplementedError
@@ -380,22 +386,22 @@ class _GzipReader(_Decoder):
 
 
 class _ZstdReader(_Decoder):
-    """Decompress zstd frames one after the other, detecting a truncated last frame."""
+    """Decompress zstd frames one after the other, a few blocks at a time, detecting a
+    truncated last frame (see :mod:`repository.zstdframes`)."""
 
     def __init__(self, raw: _Counted) -> None:
         self._raw = raw
         self._context = zstandard.ZstdDecompressor()
+        self._walker = ZstdWalker()
         self._frame: zstandard.ZstdDecompressionObj | None = None
         self._input = memoryview(b"")
-        self._fed = 0
-        self._frames = 0
+        self._consumed = 0
         self._out = b""
         self._out_pos = 0
         self._done = False
-        self._feed = _ZSTD_FEED
 
     def consumed(self) -> int:
-        return self._fed
+        return self._consumed
 
     def _read1(self, size: int) -> bytes:
         while True:
@@ -405,35 +411,37 @@ class _ZstdReader(_Decoder):
                 return piece
             if self._done:
                 return b""
-            if not self._input:
-                data = self._raw.read(_IN_CHUNK)
-                if not data:
-                    if self._frame is not None:
-                        raise EOFError("zstd stream ends in the middle of a frame")
-                    if not self._frames:
-                        raise EOFError("empty zstd stream")
-                    self._done = True
-                    return b""
-                self._input = memoryview(data)
-            if self._frame is None:
+            step = self._walker.advance(self._input, _ZSTD_BLOCKS_PER_CALL)
+            if not step.size:
+                self._refill()
+                continue
+            piece_in = self._input[: step.size]
+            self._input = self._input[step.size :]
+            self._consumed += step.size
+            if step.skip:
+                continue
+            if step.starts_frame:
                 self._frame = self._context.decompressobj()
-                self._frames += 1
-            piece_in = self._input[: self._feed]
-            self._input = self._input[self._feed :]
-            self._fed += len(piece_in)
+            assert self._frame is not None  # the walker starts every frame it steps into
             self._out = self._frame.decompress(piece_in)
             self._out_pos = 0
-            # Grow the pieces while the data compresses normally; back to 1 KiB at once if not.
-            if len(self._out) <= _ZSTD_NORMAL_RATIO * len(piece_in):
-                self._feed = min(self._feed * 2, _ZSTD_FEED_MAX)
-            else:
-                self._feed = _ZSTD_FEED
-            if self._frame.eof:
-                rest = self._frame.unused_data
-                if rest:
-                    self._fed -= len(rest)
-                    self._input = memoryview(bytes(rest) + bytes(self._input))
+            if step.ends_frame:
+                if not self._frame.eof:
+                    raise ZstdStructureError("a frame ends where its decompressor goes on")
                 self._frame = None
+
+    def _refill(self) -> None:
+        data = self._raw.read(_ZSTD_IN_CHUNK)
+        if not data:
+            if self._walker.in_frame or self._input:
+                raise EOFError("zstd stream ends in the middle of a frame")
+            if not self._walker.frames:
+                raise EOFError("empty zstd stream")
+            self._done = True
+        elif self._input:  # a header cut in two: rare, so the copy does not matter
+            self._input = memoryview(self._input.tobytes() + data)
+        else:
+            self._input = memoryview(data)
 
 
 def _open_source(stream: Readable, fmt: ArchiveFormat, job: _Job) -> _Source:
@@ -764,6 +772,58 @@ class _Tree:
 # -- tar -----------------------------------------------------------------------------------
 
 
+class _ForwardFile:
+    """The decompressed stream as tarfile's file: ``tell``, ``read``, and seeks forward only.
+
+    With it, tarfile reads headers in its seekable mode, which keeps no read-ahead buffer,
+    while member content is read from here directly (:meth:`member_reader`): no bytes are
+    copied between tarfile's buffers on the way.
+    """
+
+    def __init__(self, source: _Source) -> None:
+        self._source = source
+        self._position = 0
+
+    def tell(self) -> int:
+        return self._position
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._source.read(size)
+        self._position += len(data)
+        return data
+
+    def seek(self, position: int, whence: int = os.SEEK_SET, /) -> int:
+        if whence != os.SEEK_SET or position < self._position:
+            raise OSError("a streamed archive is read forward only")
+        while self._position < position:
+            if not self.read1(min(position - self._position, _CHUNK)):
+                break  # tarfile's next read finds the end
+        return self._position
+
+    def read1(self, size: int, /) -> bytes:
+        data = self._source.read1(size)
+        self._position += len(data)
+        return data
+
+    def member_reader(self, info: tarfile.TarInfo) -> Callable[[int], bytes]:
+        """A reader of a regular, non-sparse member's content, failing when it is cut short."""
+        self.seek(info.offset_data)
+        left = info.size
+
+        def read(size: int) -> bytes:
+            nonlocal left
+            if not left:
+                return b""
+            data = self.read1(min(size, left))
+            if not data:
+                raise EOFError("unexpected end of data")
+            left -= len(data)
+            return data
+
+        return read
+
+
+
 def _tarinfo_class(job: _Job, ending: list[BaseException | None]) -> type[tarfile.TarInfo]:
     """A TarInfo that bounds in-memory headers and records why tarfile stopped reading.
 
@@ -790,7 +850,9 @@ def _tarinfo_class(job: _Job, ending: list[BaseException | None]) -> type[tarfil
     return _TarInfo
 
 
-def _extract_tar_members(tar: tarfile.TarFile, tree: _Tree, job: _Job) -> None:
+def _extract_tar_members(
+    tar: tarfile.TarFile, file: _ForwardFile, tree: _Tree, job: _Job
+) -> None:
     for info in tar:
         job.member = info.name
         job.count_entry()
@@ -802,10 +864,15 @@ def _extract_tar_members(tar: tarfile.TarFile, tree: _Tree, job: _Job) -> None:
             tree.add_dir(parts)
         elif info.isreg():
             job.check_declared(info.size)
-            content = tar.extractfile(info)
-            if content is None:  # pragma: no cover - isreg() members always have content
-                raise job.corrupt("no content for a regular file")
-            tree.add_file(parts, content.read, executable=bool(info.mode & 0o111))
+            read: Callable[[int], bytes]
+            if info.sparse is None:
+                read = file.member_reader(info)
+            else:  # GNU sparse: tarfile maps the holes
+                content = tar.extractfile(info)
+                if content is None:  # pragma: no cover - isreg() members always have content
+                    raise job.corrupt("no content for a regular file")
+                read = content.read
+            tree.add_file(parts, read, executable=bool(info.mode & 0o111))
         elif info.issym():
             tree.add_symlink(parts, info.linkname)
         elif info.islnk():
@@ -868,15 +935,15 @@ def extract_tar(
         source = _open_source(stream, fmt, job)
         tree = _Tree(job, root)
         ending: list[BaseException | None] = [None]
+        file = _ForwardFile(source)
         with tarfile.open(
-            fileobj=cast("tarfile._Fileobj", source),
-            mode="r|",
-            bufsize=_TAR_BUFFER,
+            fileobj=cast("tarfile._Fileobj", file),
+            mode="r:",
             tarinfo=_tarinfo_class(job, ending),
             encoding="utf-8",
             errors="surrogateescape",
         ) as tar:
-            _extract_tar_members(tar, tree, job)
+            _extract_tar_members(tar, file, tree, job)
         job.member = None
         if isinstance(ending[0], _TAR_BAD_HEADERS):
             raise job.corrupt(f"corrupt or truncated tar header: {ending[0]}")

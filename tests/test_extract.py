@@ -12,8 +12,10 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import stat
 import struct
+import subprocess
 import tarfile
 import time
 import warnings
@@ -501,6 +503,44 @@ def test_tzst_with_several_frames(sandbox: Sandbox) -> None:
     packed = compressor.compress(raw[:30_000]) + compressor.compress(raw[30_000:])
     files = run_tar(packed, ArchiveFormat.TZST, sandbox.dest)
     assert [(f.path, f.size) for f in files] == [("a.txt", 100_000), ("b.txt", 10)]
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="needs GNU tar to write sparse members")
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--format=gnu"],
+        ["--format=pax", "--sparse-version=0.0"],
+        ["--format=pax", "--sparse-version=0.1"],
+        ["--format=pax", "--sparse-version=1.0"],
+    ],
+    ids=["gnu", "pax-0.0", "pax-0.1", "pax-1.0"],
+)
+@pytest.mark.parametrize("fmt", TAR_FORMATS)
+def test_sparse_members_are_extracted_with_their_holes(
+    tmp_path: Path, sandbox: Sandbox, options: list[str], fmt: ArchiveFormat
+) -> None:
+    # Sparse members take tarfile's own reader; the next member must still line up after them.
+    source = tmp_path / "src"
+    source.mkdir()
+    holes = source / "holes.bin"
+    with holes.open("wb") as out:
+        for offset in (100_000, 700_000):
+            out.seek(offset)
+            out.write(os.urandom(5000))
+        out.truncate(1_000_000)
+    (source / "z_after.txt").write_bytes(b"after the sparse member")
+    raw = subprocess.run(
+        ["tar", "--sparse", *options, "-cf", "-", "-C", str(source), "holes.bin", "z_after.txt"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(raw)) as check:  # the member really is sparse
+        assert check.getmember("holes.bin").sparse
+    files = run_tar(compress(raw, fmt), fmt, sandbox.dest)
+    assert [(f.path, f.size) for f in files] == [("holes.bin", 1_000_000), ("z_after.txt", 23)]
+    assert (sandbox.dest / "holes.bin").read_bytes() == holes.read_bytes()
+    assert (sandbox.dest / "z_after.txt").read_bytes() == b"after the sparse member"
 
 
 def test_tar_into_a_destination_shared_with_other_items(sandbox: Sandbox) -> None:
