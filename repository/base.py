@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
-import io
 import logging
 import os
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from repository.hashing import Readable
 from repository.install import (
     InstalledItem,
     SourceChangedError,
+    install_body,
     install_error,
     install_file,
     install_item,
@@ -415,8 +415,8 @@ class Repository(abc.ABC):
         with contextlib.closing(answers):
             for index, body in answers:
                 item, url = small[index]
-                installed[item.key] = install_item(
-                    io.BytesIO(body),
+                installed[item.key] = install_body(
+                    body,
                     item,
                     work,
                     source=redact_url(url),

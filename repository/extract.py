@@ -67,6 +67,7 @@ __all__ = [
     "extract_first_zip_entry",
     "extract_tar",
     "extract_zip",
+    "write_bytes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -514,6 +515,22 @@ def _open_new(job: _Job, path: str, rel: str, executable: bool, replace: bool) -
         raise InstallError.from_os_error(exc, path=path) from exc
 
 
+class _KnownDigest:
+    """Stands for a :class:`Sha256Writer` when the content's digest is known already."""
+
+    def __init__(self, sha256: str) -> None:
+        self._sha256 = sha256
+
+    def update(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return self._sha256
+
+
 def _write_file(
     job: _Job,
     path: str,
@@ -523,10 +540,12 @@ def _write_file(
     executable: bool,
     charge: bool = True,
     replace: bool = True,
+    sha256: str | None = None,
 ) -> InstalledFile:
-    """Copy ``read`` into a new file at ``path``, hashing and accounting every chunk."""
+    """Copy ``read`` into a new file at ``path``, hashing (unless ``sha256`` is the content's
+    digest already) and accounting every chunk."""
     fd = _open_new(job, path, rel, executable, replace)
-    digest = Sha256Writer()
+    digest: Sha256Writer | _KnownDigest = Sha256Writer() if sha256 is None else _KnownDigest(sha256)
     size = 0
     complete = False
     try:
@@ -823,7 +842,6 @@ class _ForwardFile:
         return read
 
 
-
 def _tarinfo_class(job: _Job, ending: list[BaseException | None]) -> type[tarfile.TarInfo]:
     """A TarInfo that bounds in-memory headers and records why tarfile stopped reading.
 
@@ -850,9 +868,7 @@ def _tarinfo_class(job: _Job, ending: list[BaseException | None]) -> type[tarfil
     return _TarInfo
 
 
-def _extract_tar_members(
-    tar: tarfile.TarFile, file: _ForwardFile, tree: _Tree, job: _Job
-) -> None:
+def _extract_tar_members(tar: tarfile.TarFile, file: _ForwardFile, tree: _Tree, job: _Job) -> None:
     for info in tar:
         job.member = info.name
         job.count_entry()
@@ -1170,6 +1186,29 @@ def extract_first_zip_entry(
             with zf.open(chosen) as content:
                 executable = bool((chosen.external_attr >> 16) & 0o111)
                 return _write_file(job, path, target.name, content.read, executable=executable)
+
+
+def write_bytes(
+    data: bytes,
+    target: Path,
+    *,
+    limits: ExtractionLimits,
+    archive: str,
+    sha256: str | None = None,
+) -> InstalledFile:
+    """Write ``data`` into the file ``target``, as :func:`decompress` copies a plain stream.
+
+    :param sha256: the digest of ``data``, when the caller computed it already.
+    :raises UnsafeArchiveError: ``data`` is larger than ``max_total_size``.
+    :raises InstallError: the target could not be written.
+    """
+    job = _Job(archive, limits)
+    chunks = iter((data,))
+    with _translating(job):
+        path = _prepare_target(job, target)
+        return _write_file(
+            job, path, target.name, lambda _: next(chunks, b""), executable=False, sha256=sha256
+        )
 
 
 def decompress(

@@ -10,6 +10,8 @@ written inside it; a crash leaves at most a work directory that nobody trusts.
 from __future__ import annotations
 
 import errno
+import hashlib
+import io
 import logging
 import os
 import shutil
@@ -28,6 +30,7 @@ from repository.extract import (
     extract_first_zip_entry,
     extract_tar,
     extract_zip,
+    write_bytes,
 )
 from repository.filetypes import ArchiveFormat
 from repository.hashing import (
@@ -44,6 +47,7 @@ from repository.metadata import Item
 __all__ = [
     "InstalledItem",
     "SourceChangedError",
+    "install_body",
     "install_file",
     "install_item",
     "publish",
@@ -149,6 +153,47 @@ def install_item(
         digests = reader.hexdigests()
     verify_digests(item.hashes, digests, item=item.key, source=source)
     return InstalledItem(key=item.key, digests=digests, files=files)
+
+
+def install_body(
+    body: bytes,
+    item: Item,
+    root: Path,
+    *,
+    source: str,
+    limits: ExtractionLimits,
+    on_bytes: Callable[[int], None] | None = None,
+) -> InstalledItem:
+    """Install an item whose raw bytes are all in memory (a small item, fetched whole).
+
+    A plain copy is hashed and verified before it is written, in one call, with the source's
+    sha256 as its own; anything else is installed from the bytes as from a stream.
+
+    :raises ChecksumMismatchError: when a declared digest does not match.
+    """
+    if packing(item) is not ArchiveFormat.PLAIN:
+        return install_item(
+            io.BytesIO(body), item, root, source=source, limits=limits, on_bytes=on_bytes
+        )
+    digests = {
+        algorithm: hashlib.new(algorithm, body, usedforsecurity=False).hexdigest()
+        for algorithm in source_algorithms(item)
+    }
+    if on_bytes is not None:
+        on_bytes(len(body))
+    verify_digests(item.hashes, digests, item=item.key, source=source)
+    record = write_bytes(
+        body,
+        _file_target(item, root, source),
+        limits=limits,
+        archive=source,
+        sha256=digests["sha256"],
+    )
+    return InstalledItem(
+        key=item.key,
+        digests=digests,
+        files=[InstalledFile(path=item.effective_name, size=record.size, sha256=record.sha256)],
+    )
 
 
 def install_file(

@@ -6,7 +6,10 @@ that shows what arrived before it answered.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,9 @@ import httpx
 import pytest
 
 from repository import ChecksumMismatchError, DownloadError, OfflineError, RemoteRepository
+from repository.extract import ExtractionLimits
+from repository.install import install_body
+from repository.metadata import Item
 from repository.pipelining import (
     PipelinedGet,
     ResponseHead,
@@ -199,6 +205,33 @@ def test_small_items_share_one_connection(
     assert {r.authorization for r in gets} == {"Bearer secret"}
 
 
+def test_small_archives_and_compressed_files_among_them_are_unpacked(
+    nginx_factory: NginxFactory, tmp_path: Path, cache_dir: Path
+) -> None:
+    # Plain copies are hashed, verified and written from memory in one go; the other packings
+    # go through the extractors. Every file's digest in the manifest must be the file's own.
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as archive:
+        for name in ("a.txt", "sub/b.txt"):
+            data = name.encode() * 50
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    files = dict(FILES)
+    files["bundle.tar.gz"] = packed.getvalue()
+    files["weights.bin.gz"] = gzip.compress(b"w" * 5000)
+    publish(root := tmp_path / "www", files)
+    nginx = nginx_factory(root)
+    repo = RemoteRepository("t", nginx.base_url, cache_dir=cache_dir)
+    artifact = prepare(repo)
+    expected = {name: data for name, data in FILES.items()}
+    expected |= {"bundle/a.txt": b"a.txt" * 50, "bundle/sub/b.txt": b"sub/b.txt" * 50}
+    expected["weights.bin"] = b"w" * 5000
+    assert tree(repo.get_resource_directory(artifact)) == expected
+    assert len({r.connection for r in item_gets(nginx, len(files) + 1)}) == 1
+    assert repo.verify(artifact).ok
+
+
 def test_fewer_small_items_than_the_threshold_take_single_requests(
     fault_server: FaultServer, cache_dir: Path
 ) -> None:
@@ -311,3 +344,10 @@ def test_urls_going_through_a_proxy_are_not_pipelined(
     fault_server.add_file("/a", b"a")
     assert list(transport.fetch_pipelined([fault_server.url("/a")], max_body=10)) == []
     assert fault_server.requests == []
+
+
+def test_a_plain_body_that_does_not_verify_is_never_written(tmp_path: Path) -> None:
+    item = Item(uri="1.0/x.bin", sha256Hash=hashlib.sha256(b"expected").hexdigest(), size=8)
+    with pytest.raises(ChecksumMismatchError):
+        install_body(b"tampered", item, tmp_path, source="s", limits=ExtractionLimits())
+    assert list(tmp_path.iterdir()) == []
