@@ -109,9 +109,10 @@ class HashingReader(io.RawIOBase):
 
     def _flush_batch(self) -> None:
         if self._batch:
-            data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
+            # The chunks as they are: joining them would copy every byte into a fresh buffer.
+            batch = tuple(self._batch)
             for worker in self._workers:
-                worker.feed(data)
+                worker.feed(batch)
             self._batch = []
             self._batched = 0
 
@@ -148,7 +149,7 @@ class Sha256Writer:
     def update(self, data: bytes) -> None:
         """Hash ``data`` (which must not change afterwards)."""
         if self._worker is not None:
-            self._worker.feed(data)
+            self._worker.feed((data,))
             return
         self._hasher.update(data)
         self._seen += len(data)
@@ -168,26 +169,27 @@ class Sha256Writer:
 
 
 class _HashWorker:
-    """A thread that feeds chunks to one hash object, in order."""
+    """A thread that feeds batches of chunks to one hash object, in order."""
 
     def __init__(self, hasher: Any) -> None:
         self._hasher = hasher
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._queue: queue.Queue[tuple[bytes, ...] | None] = queue.Queue(maxsize=8)
         self._thread = threading.Thread(target=self._run, name="repository-hash", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
-            data = self._queue.get()
+            batch = self._queue.get()
             try:
-                if data is None:
+                if batch is None:
                     return
-                self._hasher.update(data)
+                for data in batch:
+                    self._hasher.update(data)
             finally:
                 self._queue.task_done()
 
-    def feed(self, data: bytes) -> None:
-        self._queue.put(data)
+    def feed(self, batch: tuple[bytes, ...]) -> None:
+        self._queue.put(batch)
 
     def wait(self) -> None:
         """Return once every chunk fed so far is hashed."""
