@@ -37,6 +37,7 @@ stay where they are: the caller removes its whole temporary directory.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import enum
 import itertools
@@ -46,6 +47,7 @@ import re
 import stat
 import struct
 import tarfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -58,6 +60,7 @@ import zstandard
 from .errors import ExtractionError, InstallError, RepositoryError, UnsafeArchiveError
 from .filetypes import ArchiveFormat
 from .hashing import Readable, Sha256Writer
+from .overlap import ChunkPipe
 from .zstdframes import ZstdStructureError, ZstdWalker
 
 __all__ = [
@@ -76,11 +79,13 @@ _CHUNK = 1 << 20
 """Size of the reads and writes of member content."""
 _IN_CHUNK = 64 << 10
 """Size of the reads of compressed input."""
+READ_AHEAD_FROM = 8 << 20
+"""Decompressed bytes after which a decoder moves to a thread of its own (:class:`_ReadAhead`)."""
 _ZSTD_IN_CHUNK = 1 << 20
 """Size of the reads of zstd input: pieces of whole blocks are cut from them without copying."""
 _ZSTD_BLOCKS_PER_CALL = 8
 """Blocks given to the decompressor at a time: at most (8 + 1) x 128 KiB come out of a call,
-whatever the data (a 4-byte RLE block stands for 128 KiB), in about a thousand calls per GiB."""
+whatever the data (a 4-byte RLE block stands for 128 KiB), in a few thousand calls per GiB."""
 _MAX_META_HEADER = 1 << 20
 """Largest pax or GNU long-name header accepted (tarfile reads them into memory)."""
 _MAX_TAIL = 1 << 20
@@ -322,20 +327,13 @@ class _Decoder:
     """Base of the decompressing readers: ``read(n)`` returns n bytes unless at the end."""
 
     def read(self, size: int, /) -> bytes:
-        if size < 0:
-            size = _CHUNK
-        pieces: list[bytes] = []
-        total = 0
-        while total < size:
-            piece = self._read1(size - total)
-            if not piece:
-                break
-            pieces.append(piece)
-            total += len(piece)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return _read_fully(self._read1, size)
 
     def read1(self, size: int, /) -> bytes:
         return self._read1(size if size >= 0 else _CHUNK)
+
+    def consumed(self) -> int:
+        raise NotImplementedError
 
     def _read1(self, size: int) -> bytes:
         raise NotImplementedError
@@ -445,17 +443,110 @@ class _ZstdReader(_Decoder):
             self._input = memoryview(data)
 
 
-def _open_source(stream: Readable, fmt: ArchiveFormat, job: _Job) -> _Source:
+class _ReadAhead:
+    """A decoder run in a thread of its own, up to a few chunks ahead of its reader.
+
+    Inflating or decoding zstd releases the GIL, so on two cores it runs beside the parsing
+    and writing of the files, as ``zstd -d | tar -x`` do in two processes. The thread starts
+    once :data:`READ_AHEAD_FROM` bytes came out, so that small archives pay nothing for it.
+    A decoder's error reaches the reader where the good data before it ends, and
+    :meth:`consumed` counts the compressed bytes behind what the reader got, not behind what
+    the thread decoded ahead, so that the ratio limit trips where it would without it.
+    """
+
+    def __init__(self, decoder: _Decoder) -> None:
+        self._decoder = decoder
+        self._delivered = 0
+        self._pipe: ChunkPipe | None = None
+        self._thread: threading.Thread | None = None
+        # (decoded bytes up to the end of a chunk, compressed bytes consumed for them),
+        # appended by the thread before the chunk is queued, dropped as the reader passes.
+        self._marks: collections.deque[tuple[int, int]] = collections.deque()
+        self._consumed = 0
+
+    def consumed(self) -> int:
+        return self._decoder.consumed() if self._pipe is None else self._consumed
+
+    def read(self, size: int, /) -> bytes:
+        return _read_fully(self.read1, size)
+
+    def read1(self, size: int, /) -> bytes:
+        if self._pipe is None:
+            data = self._decoder.read1(size)
+            self._delivered += len(data)
+            if self._delivered >= READ_AHEAD_FROM:
+                self._start()
+            return data
+        data = self._pipe.read(size if size >= 0 else _CHUNK)
+        if data:
+            self._delivered += len(data)
+            marks = self._marks
+            while marks[0][0] < self._delivered:
+                marks.popleft()
+            self._consumed = marks[0][1]
+        return data
+
+    def _start(self) -> None:
+        self._pipe = ChunkPipe()
+        self._thread = threading.Thread(
+            target=self._run, args=(self._pipe,), name="repository-decompress", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, pipe: ChunkPipe) -> None:
+        decoded = self._delivered
+        try:
+            while chunk := self._decoder.read1(_CHUNK):
+                decoded += len(chunk)
+                self._marks.append((decoded, self._decoder.consumed()))
+                if not pipe.put(chunk):
+                    return  # the reader is done
+        except BaseException as exc:  # handed to the reader
+            pipe.end(complete=False, error=exc)
+        else:
+            pipe.end(complete=True)
+
+    def close(self) -> None:
+        """Stop the thread, if any; the decoder is read no further."""
+        if self._pipe is not None and self._thread is not None:
+            self._pipe.close()
+            self._thread.join()
+
+
+def _read_fully(read1: Callable[[int], bytes], size: int) -> bytes:
+    """``size`` bytes (or up to the end) from pieces of at most what ``read1`` returns."""
+    if size < 0:
+        size = _CHUNK
+    pieces: list[bytes] = []
+    total = 0
+    while total < size:
+        piece = read1(size - total)
+        if not piece:
+            break
+        pieces.append(piece)
+        total += len(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+@contextlib.contextmanager
+def _opened_source(stream: Readable, fmt: ArchiveFormat, job: _Job) -> Iterator[_Source]:
+    """The decompressed view of ``stream``; a large compressed one is decoded ahead."""
     raw = _Counted(stream)
-    source: _Source
+    decoder: _Decoder
     if fmt in (ArchiveFormat.TGZ, ArchiveFormat.GZIP):
-        source = _GzipReader(raw)
+        decoder = _GzipReader(raw)
     elif fmt in (ArchiveFormat.TZST, ArchiveFormat.ZSTD):
-        source = _ZstdReader(raw)
+        decoder = _ZstdReader(raw)
     else:
-        source = raw
+        job.consumed = raw.consumed
+        yield raw
+        return
+    source = _ReadAhead(decoder)
     job.consumed = source.consumed
-    return source
+    try:
+        yield source
+    finally:
+        source.close()
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -946,9 +1037,8 @@ def extract_tar(
     job = _Job(archive, limits)
     if fmt not in (ArchiveFormat.TAR, ArchiveFormat.TGZ, ArchiveFormat.TZST):
         raise job.corrupt(f"{fmt!r} is not a tar format")
-    with _translating(job):
+    with _translating(job), _opened_source(stream, fmt, job) as source:
         root = _prepare_directory(job, destination)
-        source = _open_source(stream, fmt, job)
         tree = _Tree(job, root)
         ending: list[BaseException | None] = [None]
         file = _ForwardFile(source)
@@ -1242,7 +1332,6 @@ def decompress(
     job = _Job(archive, limits)
     if fmt not in (ArchiveFormat.GZIP, ArchiveFormat.ZSTD, ArchiveFormat.PLAIN):
         raise job.corrupt(f"{fmt!r} is not a single-file format")
-    with _translating(job):
+    with _translating(job), _opened_source(stream, fmt, job) as source:
         path = _prepare_target(job, target)
-        source = _open_source(stream, fmt, job)
-        return _write_file(job, path, target.name, source.read, executable=False)
+        return _write_file(job, path, target.name, source.read1, executable=False)

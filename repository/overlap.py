@@ -39,6 +39,7 @@ class ChunkPipe:
         self._condition = threading.Condition()
         self._ended = False
         self._abandoned = False
+        self._error: BaseException | None = None
         self._closed = False  # the consumer reads no more
         self._current = b""
         self._offset = 0
@@ -56,14 +57,15 @@ class ChunkPipe:
             self._condition.notify_all()
             return True
 
-    def end(self, *, complete: bool) -> None:
-        """No more chunks: the stream ends there (``complete``) or was abandoned. Only the first
-        call counts."""
+    def end(self, *, complete: bool, error: BaseException | None = None) -> None:
+        """No more chunks: the stream ends there (``complete``) or was abandoned, because of
+        ``error`` when given (the reader then gets it). Only the first call counts."""
         with self._condition:
             if self._ended:
                 return
             self._ended = True
             self._abandoned = not complete
+            self._error = error
             self._condition.notify_all()
 
     # -- the consumer's side ----------------------------------------------------------------
@@ -71,13 +73,16 @@ class ChunkPipe:
     def read(self, size: int = -1, /) -> bytes:
         """Up to ``size`` bytes (the rest of the current chunk when negative); b"" at the end.
 
-        :raises _AbandonedError: when the producer stopped before the end.
+        :raises: the producer's error when it ended the stream with one, else
+            ``_AbandonedError`` when it stopped before the end.
         """
         if self._offset >= len(self._current):
             with self._condition:
                 while not self._chunks and not self._ended:
                     self._condition.wait()
                 if not self._chunks:
+                    if self._error is not None:
+                        raise self._error
                     if self._abandoned:
                         raise _AbandonedError("the download stopped")
                     return b""

@@ -17,6 +17,7 @@ import stat
 import struct
 import subprocess
 import tarfile
+import threading
 import time
 import warnings
 import zipfile
@@ -541,6 +542,69 @@ def test_sparse_members_are_extracted_with_their_holes(
     assert [(f.path, f.size) for f in files] == [("holes.bin", 1_000_000), ("z_after.txt", 23)]
     assert (sandbox.dest / "holes.bin").read_bytes() == holes.read_bytes()
     assert (sandbox.dest / "z_after.txt").read_bytes() == b"after the sparse member"
+
+
+class ThreadRecording(ForwardOnly):
+    """A forward-only source that records which thread made each read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.readers: list[str] = []
+
+    def read(self, size: int = -1) -> bytes:
+        self.readers.append(threading.current_thread().name)
+        return super().read(size)
+
+
+def decompressing_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "repository-decompress"]
+
+
+BIG_MEMBERS = {f"shard{n}.bin": os.urandom(5 * MiB) for n in range(3)}
+
+
+@pytest.mark.parametrize("fmt", [ArchiveFormat.TGZ, ArchiveFormat.TZST])
+def test_large_archives_are_decompressed_in_a_thread_of_their_own(
+    sandbox: Sandbox, fmt: ArchiveFormat
+) -> None:
+    big = ThreadRecording(tar_archive(BIG_MEMBERS, fmt))
+    files = extract_tar(cast(BinaryIO, big), fmt, sandbox.dest, limits=LIMITS, archive=ARCHIVE)
+    assert {f.path: f.sha256 for f in files} == {
+        name: hashlib.sha256(data).hexdigest() for name, data in BIG_MEMBERS.items()
+    }
+    caller = threading.current_thread().name
+    assert big.readers[0] == caller  # the first 8 MiB are decoded inline...
+    assert set(big.readers) == {caller, "repository-decompress"}  # ...the rest ahead
+    assert decompressing_threads() == []
+    small = ThreadRecording(tar_archive({"a.txt": b"a" * 100_000}, fmt))
+    extract_tar(cast(BinaryIO, small), fmt, sandbox.dest / "s", limits=LIMITS, archive=ARCHIVE)
+    assert set(small.readers) == {caller}
+
+
+@pytest.mark.parametrize("fmt", [ArchiveFormat.TGZ, ArchiveFormat.TZST])
+def test_corruption_decoded_ahead_is_reported_at_its_member(
+    sandbox: Sandbox, fmt: ArchiveFormat
+) -> None:
+    archive = tar_archive(BIG_MEMBERS, fmt)
+    with pytest.raises(ExtractionError) as excinfo:
+        run_tar(archive[: len(archive) * 5 // 6], fmt, sandbox.dest)
+    check_refusal(excinfo, sandbox, "shard2.bin", unsafe=False)
+    assert (sandbox.dest / "shard1.bin").read_bytes() == BIG_MEMBERS["shard1.bin"]
+    assert decompressing_threads() == []
+
+
+@pytest.mark.parametrize("fmt", [ArchiveFormat.TGZ, ArchiveFormat.TZST])
+def test_a_refusal_stops_the_decoder_where_it_is(sandbox: Sandbox, fmt: ArchiveFormat) -> None:
+    members = [reg(name, data) for name, data in BIG_MEMBERS.items()]
+    members.insert(2, reg("../escape.txt", b"x"))
+    members.append(reg("tail.bin", os.urandom(40 * MiB)))
+    source = ForwardOnly(tar_archive(members, fmt))
+    with pytest.raises(UnsafeArchiveError) as excinfo:
+        extract_tar(cast(BinaryIO, source), fmt, sandbox.dest, limits=LIMITS, archive=ARCHIVE)
+    check_refusal(excinfo, sandbox, "../escape.txt")
+    assert decompressing_threads() == []
+    # The decoder ran at most a few chunks ahead: most of the 40 MiB tail was never read.
+    assert source.position < 30 * MiB
 
 
 def test_tar_into_a_destination_shared_with_other_items(sandbox: Sandbox) -> None:
