@@ -66,8 +66,13 @@ def test_killed_prepare_is_never_trusted_half_done_and_is_finished_later(
     assert tree(target) == EXPECTED and verify_directory(target).ok
     assert leftovers(cache_dir) == [], "the next prepare removes what the dead process left"
     logged = [r for r in slow_nginx.requests() if "/1.0/" in r.uri]
-    if point.startswith("download") or point.startswith("extract"):
+    if point.startswith("download"):
         assert any(r.range for r in logged), "the next prepare resumes the interrupted download"
+    if point.startswith("extract"):
+        # The archive may have arrived whole before its extraction got that far (the network
+        # runs ahead of the extractor): then it is not fetched at all, else only its rest.
+        archive_gets = [r for r in logged if r.uri.endswith("bundle.tar.gz")]
+        assert all(r.range for r in archive_gets), "what arrived is not fetched again"
     if point == "cleanup":
         assert logged == []
     downloads = cache_dir / ".tmp" / "downloads"
