@@ -26,13 +26,6 @@ WINDOW = 8 << 20
 """Bytes between two pieces of advice: large enough that advising costs nothing, small enough
 that the two windows kept in the page cache are a few MiB."""
 _DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
-_APPEND_FLAGS = (
-    os.O_WRONLY
-    | os.O_CREAT
-    | os.O_APPEND
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_BINARY", 0)
-)
 
 
 class UncachedAppender:
@@ -50,9 +43,9 @@ class UncachedAppender:
     def __init__(self, path: str | os.PathLike[str], *, window: int = WINDOW) -> None:
         #: The file's path, as ``name`` of a file object.
         self.name = os.fspath(path)
-        self._fd = os.open(self.name, _APPEND_FLAGS, 0o666)
+        self._file = open(self.name, "ab", buffering=0)  # noqa: SIM115 - closed by close()
         self._window = window
-        self._position = os.fstat(self._fd).st_size
+        self._position = self._file.tell()
         self._window_start = self._position
         self._previous_start = self._position
         self._advising = _DONTNEED is not None
@@ -60,14 +53,14 @@ class UncachedAppender:
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
-        return self._fd < 0
+        return self._file.closed
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Append all of ``data``; returns its length."""
         view = memoryview(data).cast("B")
         size = len(view)
         while view:
-            view = view[os.write(self._fd, view) :]
+            view = view[self._file.write(view) or 0 :]
         self._position += size
         if self._position - self._window_start >= self._window:
             self._advise(self._window_start, self._position - self._window_start)
@@ -81,13 +74,12 @@ class UncachedAppender:
 
     def close(self) -> None:
         """Hand what is left to writeback, drop what is clean, and close the file."""
-        if self._fd < 0:
+        if self._file.closed:
             return
         try:
             self._advise(0, self._position)
         finally:
-            os.close(self._fd)
-            self._fd = -1
+            self._file.close()
 
     def __enter__(self) -> UncachedAppender:
         return self
@@ -100,7 +92,7 @@ class UncachedAppender:
             return
         assert _DONTNEED is not None
         try:
-            os.posix_fadvise(self._fd, offset, length, _DONTNEED)
+            os.posix_fadvise(self._file.fileno(), offset, length, _DONTNEED)
         except OSError as exc:  # advice only: a file system may refuse it
             logger.debug("no page-cache advice for %s: %s", self.name, exc)
             self._advising = False
