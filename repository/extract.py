@@ -37,6 +37,7 @@ stay where they are: the caller removes its whole temporary directory.
 
 from __future__ import annotations
 
+import abc
 import collections
 import contextlib
 import enum
@@ -323,7 +324,7 @@ class _Counted:
         return self.count
 
 
-class _Decoder:
+class _Decoder(abc.ABC):
     """Base of the decompressing readers: ``read(n)`` returns n bytes unless at the end."""
 
     def read(self, size: int, /) -> bytes:
@@ -332,11 +333,13 @@ class _Decoder:
     def read1(self, size: int, /) -> bytes:
         return self._read1(size if size >= 0 else _CHUNK)
 
+    @abc.abstractmethod
     def consumed(self) -> int:
-        raise NotImplementedError
+        """Compressed bytes consumed so far."""
 
+    @abc.abstractmethod
     def _read1(self, size: int) -> bytes:
-        raise NotImplementedError
+        """Up to ``size`` decompressed bytes, at least one unless at the end."""
 
 
 class _GzipReader(_Decoder):
