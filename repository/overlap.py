@@ -9,6 +9,9 @@ The calling thread stays in charge of the network, so that an interruption (Ctrl
 download) stops it where it is; the consumer is then told to give up at its next read and is
 waited for before the error is raised. When the consumer fails (a corrupt archive, a checksum
 mismatch), the calling thread stops pulling and raises the consumer's error.
+
+:class:`ChunkPipe` also carries decompressed data from the extractor's read-ahead thread to the
+thread that writes the files (``repository.extract``).
 """
 
 from __future__ import annotations
