@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 import repository.install
+import repository.transfer
 from repository import (
     MRL,
     ChecksumMismatchError,
@@ -392,6 +393,32 @@ def test_large_archives_are_extracted_in_a_second_thread_while_they_arrive(
     assert tree(repo.get_resource_directory(artifact)) == {"model/w/weights.bin": BIG}
     assert extracting_in == ["repository-consume"]
     assert receiving_in and "repository-consume" not in receiving_in
+
+
+def test_only_partial_files_of_streamed_archives_are_kept_out_of_the_page_cache(
+    fault_server: FaultServer, cache_dir: Path
+) -> None:
+    # A plain file is installed from its partial file, which must stay cached; an archive
+    # extracted as it arrives keeps its partial file only to resume after a crash.
+    archive = tar_bytes({"w/weights.bin": BIG}, "gz")
+    serve(fault_server, {"model.tar.gz": archive, "plain.bin": BIG})
+    uncached: list[str] = []
+
+    class RecordingAppender(repository.transfer.UncachedAppender):
+        def __init__(self, path: Any, **options: Any) -> None:
+            super().__init__(path, **options)
+            info = json.loads((Path(path).parent / "info.json").read_text())
+            uncached.append(info["url"])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(repository.transfer, "UncachedAppender", RecordingAppender)
+        repo = remote(fault_server, cache_dir)
+        artifact = prepare(repo)
+    assert tree(repo.get_resource_directory(artifact)) == {
+        "model/w/weights.bin": BIG,
+        "plain.bin": BIG,
+    }
+    assert len(uncached) == 1 and uncached[0].endswith("/model.tar.gz")
 
 
 def test_small_items_resume_from_memory_and_leave_no_partial_files(
