@@ -34,6 +34,15 @@ MAX_HEAD = 64 << 10
 RECV_SIZE = 256 << 10
 _STATUS_LINE = re.compile(r"HTTP/1\.([01]) (\d{3})(?: .*)?")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A whole head in one match: the status line, then header lines of a token, a colon and a value
+# free of CR and LF. (Checked line by line, it cost 20 us an answer, a fifth of a small item.)
+_HEAD = re.compile(
+    r"HTTP/1\.([01]) (\d{3})(?: [^\r\n]*)?((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*)"
+)
+_FRAMING_FIELD = re.compile(
+    r"\r\n(connection|content-length|transfer-encoding):[ \t]*([^\r\n]*?)[ \t]*(?=\r\n|$)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -65,17 +74,15 @@ def parse_head(head: bytes) -> ResponseHead:
 
     :raises ValueError: when it is not an HTTP/1.x response head.
     """
-    lines = head.decode("latin-1").split("\r\n")
-    match = _STATUS_LINE.fullmatch(lines[0])
+    text = head.decode("latin-1")
+    match = _HEAD.fullmatch(text)
     if match is None:
-        raise ValueError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+        raise _head_error(text)
     minor, status = int(match.group(1)), int(match.group(2))
+    # Only the fields that frame the body matter here; the others were checked by _HEAD.
     fields: dict[str, list[str]] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise ValueError(f"not a header line: {line[:80]!r}")
-        fields.setdefault(name.lower(), []).append(value.strip())
+    for name, value in _FRAMING_FIELD.findall(match.group(3)):
+        fields.setdefault(name.lower(), []).append(value)
     connection = {
         token.strip().lower()
         for value in fields.get("connection", [])
@@ -92,6 +99,18 @@ def parse_head(head: bytes) -> ResponseHead:
     elif len(lengths) > 1:
         raise ValueError("conflicting Content-Length headers")
     return ResponseHead(status, content_length, keep_alive)
+
+
+def _head_error(text: str) -> ValueError:
+    """Why a response head does not parse, naming the first line at fault."""
+    lines = text.split("\r\n")
+    if _STATUS_LINE.fullmatch(lines[0]) is None:
+        return ValueError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+    for line in lines[1:]:
+        name, colon, _ = line.partition(":")
+        if not colon or not _TOKEN.fullmatch(name) or "\r" in line or "\n" in line:
+            return ValueError(f"not a header line: {line[:80]!r}")
+    return ValueError(f"not an HTTP/1.x response head: {text[:80]!r}")
 
 
 def fetch_pipelined(

@@ -219,7 +219,7 @@ class RemoteRepository(Repository):
 
     def _item_url(self, item: Item) -> str:
         uri = item.uri or item.key
-        scheme = urlsplit(uri).scheme.lower()
+        scheme = urlsplit(uri).scheme.lower() if ":" in uri else ""
         if scheme in ("http", "https"):
             return uri
         if scheme:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import io
 import json
 import logging
@@ -97,6 +98,14 @@ def redact_url(url: str) -> str:
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of ``url``, parsed once per scheme and authority."""
+    start = url.find("://") + 3
+    ends = [i for i in (url.find(mark, start) for mark in "/?#") if i >= 0]
+    return _origin_of(url[: min(ends)] if start >= 3 and ends else url)
+
+
+@functools.lru_cache(maxsize=64)
+def _origin_of(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), parts.port or default

@@ -102,6 +102,8 @@ def test_response_heads_are_parsed(head: bytes, expected: ResponseHead) -> None:
         b"HTTP/1.1 20 OK",
         b"HTTP/1.1 200 OK\r\nno colon here",
         b"HTTP/1.1 200 OK\r\nbad name: x",
+        b"HTTP/1.1 200 OK\r\nX-Folded: a\nb",
+        b"HTTP/1.1 200 OK\r\nX-Nul\x00: a",
         b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2",
         b"HTTP/1.1 200 OK\r\nContent-Length: -1",
         b"HTTP/1.1 200 OK\r\nContent-Length: 1e3",

@@ -12,6 +12,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ from repository import (
     RetryPolicy,
 )
 from repository.cache import MANIFEST_NAME
-from repository.transfer import Partial, ResumingStream, parse_retry_after
+from repository.transfer import Partial, ResumingStream, _origin, parse_retry_after
 from tests.conftest import OpenedFiles, compress, item_entry, leftovers, tar_bytes, tree
 from tests.servers.faultserver import (
     ChangeContent,
@@ -769,3 +770,24 @@ def test_prepare_from_nginx_requests_each_file_once(
             ("GET", ["0.0.1", "tiny_mlp_4.tar.gz"], 200),
         ]
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h/a",
+        "https://User:pw@Example.COM:8443/x?y#z",
+        "http://[::1]:80/p",
+        "http://h?x=1",
+        "http://h#f",
+        "HTTP://H:81",
+        "http://evil.example\\@good.example/x",
+        "http://good.example/a@evil.example/",
+        "not a url",
+    ],
+)
+def test_origins_are_what_urlsplit_says(url: str) -> None:
+    # Credentials follow the origin; the parsed-once shortcut must agree with urlsplit.
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    assert _origin(url) == (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
