@@ -1021,7 +1021,9 @@ def extract_tar(
     The stream is decompressed here (gzip with several members allowed, or zstd across
     frames) and read in one pass: it is never seeked and never closed. Reading stops at the
     end-of-archive marker, or for a compressed tar at the end of the compressed stream when
-    that comes within 1 MiB (checking its CRC or frame); the caller drains whatever follows.
+    that comes within 1 MiB (checking its CRC or frame); past 8 MiB of output, a compressed
+    stream is decoded in a thread up to about 9 MiB ahead, so reading may have gone that much
+    further. The caller drains whatever follows.
 
     :param stream: the raw archive bytes, readable.
     :param fmt: :attr:`ArchiveFormat.TAR`, :attr:`~ArchiveFormat.TGZ` or
