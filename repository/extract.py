@@ -60,7 +60,7 @@ import zstandard
 
 from .errors import ExtractionError, InstallError, RepositoryError, UnsafeArchiveError
 from .filetypes import ArchiveFormat
-from .hashing import Readable, Sha256Writer
+from .hashing import FILE_DIGEST, Readable, new_hash
 from .overlap import ChunkPipe
 from .zstdframes import ZstdStructureError, ZstdWalker
 
@@ -181,12 +181,13 @@ class InstalledFile:
     :param path: POSIX path relative to the destination given to the call; for the
         single-file functions, the file name of the target.
     :param size: bytes written.
-    :param sha256: hex SHA-256 of the bytes written, computed while writing them.
+    :param digest: hex :data:`~repository.hashing.FILE_DIGEST` of the bytes written, computed
+        while writing them.
     """
 
     path: str
     size: int
-    sha256: str
+    digest: str
 
 
 class _Kind(enum.Enum):
@@ -609,22 +610,6 @@ def _open_new(job: _Job, path: str, rel: str, executable: bool, replace: bool) -
         raise InstallError.from_os_error(exc, path=path) from exc
 
 
-class _KnownDigest:
-    """Stands for a :class:`Sha256Writer` when the content's digest is known already."""
-
-    def __init__(self, sha256: str) -> None:
-        self._sha256 = sha256
-
-    def update(self, data: bytes) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def hexdigest(self) -> str:
-        return self._sha256
-
-
 def _write_file(
     job: _Job,
     path: str,
@@ -634,12 +619,12 @@ def _write_file(
     executable: bool,
     charge: bool = True,
     replace: bool = True,
-    sha256: str | None = None,
+    digest: str | None = None,
 ) -> InstalledFile:
-    """Copy ``read`` into a new file at ``path``, hashing (unless ``sha256`` is the content's
-    digest already) and accounting every chunk."""
+    """Copy ``read`` into a new file at ``path``, hashing (unless ``digest`` is the content's
+    :data:`~repository.hashing.FILE_DIGEST` already) and accounting every chunk."""
     fd = _open_new(job, path, rel, executable, replace)
-    digest: Sha256Writer | _KnownDigest = Sha256Writer() if sha256 is None else _KnownDigest(sha256)
+    hasher = new_hash(FILE_DIGEST) if digest is None else None
     size = 0
     complete = False
     try:
@@ -649,7 +634,8 @@ def _write_file(
                 break
             if charge:
                 job.charge(len(chunk))
-            digest.update(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
             view = memoryview(chunk)
             try:
                 while view:
@@ -659,13 +645,15 @@ def _write_file(
             size += len(chunk)
         complete = True
     finally:
-        digest.close()
         try:
             os.close(fd)
         except OSError as exc:
             if complete:
                 raise InstallError.from_os_error(exc, path=path) from exc
-    return InstalledFile(path=rel, size=size, sha256=digest.hexdigest())
+    if hasher is not None:
+        digest = hasher.hexdigest()
+    assert digest is not None  # given, or computed just above
+    return InstalledFile(path=rel, size=size, digest=digest)
 
 
 def _prepare_directory(job: _Job, destination: Path) -> str:
@@ -812,7 +800,7 @@ class _Tree:
                     _write_file(self.job, path, key, original.read, executable=False, charge=False)
             except OSError as exc:
                 raise InstallError.from_os_error(exc, path=path) from exc
-        installed = InstalledFile(path=key, size=source.size, sha256=source.sha256)
+        installed = InstalledFile(path=key, size=source.size, digest=source.digest)
         self.files[key] = installed
         self.installed.append(installed)
 
@@ -1289,11 +1277,12 @@ def write_bytes(
     *,
     limits: ExtractionLimits,
     archive: str,
-    sha256: str | None = None,
+    digest: str | None = None,
 ) -> InstalledFile:
     """Write ``data`` into the file ``target``, as :func:`decompress` copies a plain stream.
 
-    :param sha256: the digest of ``data``, when the caller computed it already.
+    :param digest: the :data:`~repository.hashing.FILE_DIGEST` of ``data``, when the caller
+        computed it already.
     :raises UnsafeArchiveError: ``data`` is larger than ``max_total_size``.
     :raises InstallError: the target could not be written.
     """
@@ -1302,7 +1291,7 @@ def write_bytes(
     with _translating(job):
         path = _prepare_target(job, target)
         return _write_file(
-            job, path, target.name, lambda _: next(chunks, b""), executable=False, sha256=sha256
+            job, path, target.name, lambda _: next(chunks, b""), executable=False, digest=digest
         )
 
 

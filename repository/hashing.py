@@ -2,6 +2,13 @@
 
 The installer wraps every source stream in a :class:`HashingReader`, so that the raw bytes are
 hashed exactly once, on their way to the disk or the extractor, and never read back.
+
+Two kinds of digest serve two purposes. A source's declared digests (sha1, sha256) prove that
+what arrived is what the metadata names; they are verified and recorded. Every installed file
+gets :data:`FILE_DIGEST`, a fast non-cryptographic 128-bit hash (XXH3), so that ``cache verify``
+can tell a damaged file from a sound one: security rests on the source digests, and anyone able
+to rewrite a file in the cache could rewrite its manifest too. XXH3 runs at over 10 GB/s here
+where sha256 runs at 1.4, which makes hashing every extracted file nearly free.
 """
 
 from __future__ import annotations
@@ -11,15 +18,40 @@ import io
 import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
+
+import xxhash
 
 from repository.errors import ChecksumMismatchError
 
-__all__ = ["HashingReader", "Readable", "Sha256Writer", "verify_digests"]
+__all__ = ["FILE_DIGEST", "HashingReader", "Readable", "new_hash", "verify_digests"]
 
+#: The digest of every installed file in a manifest (see the module's doc).
+FILE_DIGEST = "xxh3_128"
 CHUNK_SIZE = 1 << 20
 # Below this size, the cost of starting hashing threads outweighs what they save.
 BACKGROUND_HASHING_FROM = 8 << 20
+
+
+class Hash(Protocol):
+    """What hashlib's objects and xxhash's have in common."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def new_hash(algorithm: str, data: bytes = b"") -> Hash:
+    """A hash object for ``algorithm``: :data:`FILE_DIGEST` or a hashlib name.
+
+    >>> new_hash("xxh3_128", b"abc").hexdigest()
+    '06b05ab6733a618578af5f94892f3950'
+    >>> new_hash("sha1", b"abc").hexdigest()[:8]
+    'a9993e36'
+    """
+    if algorithm == FILE_DIGEST:
+        return xxhash.xxh3_128(data)
+    return hashlib.new(algorithm, data, usedforsecurity=False)
 
 
 class Readable(Protocol):
@@ -53,14 +85,20 @@ class HashingReader(io.RawIOBase):
         super().__init__()
         self._source = source
         self._on_bytes = on_bytes
-        self._hashers = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
+        self._hashers = {name: new_hash(name) for name in algorithms}
         self._workers: list[_HashWorker] = []
         self._batch: list[bytes] = []
         self._batched = 0
+        # What runs in the reading thread: everything, or only XXH3, which is cheapest while
+        # the bytes just read are in the CPU's cache.
+        self._inline = list(self._hashers.values())
         if background:
-            # hashlib releases the GIL on large updates: each digest runs in its own thread,
-            # beside the thread that reads the network and writes the disk.
-            self._workers = [_HashWorker(hasher) for hasher in self._hashers.values()]
+            # hashlib releases the GIL on large updates: each cryptographic digest runs in its
+            # own thread, beside the thread that reads the network and writes the disk.
+            self._workers = [
+                _HashWorker(hasher) for name, hasher in self._hashers.items() if name != FILE_DIGEST
+            ]
+            self._inline = [hasher for name, hasher in self._hashers.items() if name == FILE_DIGEST]
         self.bytes_read = 0
 
     def readable(self) -> bool:
@@ -84,15 +122,14 @@ class HashingReader(io.RawIOBase):
 
     def _update(self, data: bytes) -> None:
         if data:
+            for hasher in self._inline:
+                hasher.update(data)
             if self._workers:
                 # Hand the threads 1 MiB at a time: each hand-over costs a GIL round trip.
                 self._batch.append(data)
                 self._batched += len(data)
                 if self._batched >= CHUNK_SIZE:
                     self._flush_batch()
-            else:
-                for hasher in self._hashers.values():
-                    hasher.update(data)
             self.bytes_read += len(data)
             if self._on_bytes is not None:
                 self._on_bytes(len(data))
@@ -131,47 +168,10 @@ class HashingReader(io.RawIOBase):
         super().close()
 
 
-class Sha256Writer:
-    """The sha256 of data written in chunks; past :data:`BACKGROUND_HASHING_FROM` bytes it is
-    computed in its own thread, beside the thread that writes the file.
-
-    >>> digest = Sha256Writer()
-    >>> digest.update(b"abc")
-    >>> digest.hexdigest()[:16]
-    'ba7816bf8f01cfea'
-    """
-
-    def __init__(self) -> None:
-        self._hasher = hashlib.sha256()
-        self._seen = 0
-        self._worker: _HashWorker | None = None
-
-    def update(self, data: bytes) -> None:
-        """Hash ``data`` (which must not change afterwards)."""
-        if self._worker is not None:
-            self._worker.feed((data,))
-            return
-        self._hasher.update(data)
-        self._seen += len(data)
-        if self._seen >= BACKGROUND_HASHING_FROM:
-            self._worker = _HashWorker(self._hasher)
-
-    def hexdigest(self) -> str:
-        """The digest of everything written; stops the thread, if any."""
-        self.close()
-        return self._hasher.hexdigest()
-
-    def close(self) -> None:
-        """Stop the thread, if any, once it hashed what it was given."""
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
-
-
 class _HashWorker:
     """A thread that feeds batches of chunks to one hash object, in order."""
 
-    def __init__(self, hasher: Any) -> None:
+    def __init__(self, hasher: Hash) -> None:
         self._hasher = hasher
         self._queue: queue.Queue[tuple[bytes, ...] | None] = queue.Queue(maxsize=8)
         self._thread = threading.Thread(target=self._run, name="repository-hash", daemon=True)

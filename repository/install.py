@@ -10,7 +10,6 @@ written inside it; a crash leaves at most a work directory that nobody trusts.
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import logging
 import os
@@ -36,8 +35,10 @@ from repository.filetypes import ArchiveFormat
 from repository.hashing import (
     BACKGROUND_HASHING_FROM,
     CHUNK_SIZE,
+    FILE_DIGEST,
     HashingReader,
     Readable,
+    new_hash,
     verify_digests,
 )
 from repository.locks import is_abandoned, owner_tag
@@ -65,7 +66,8 @@ _TAR_FORMATS = {ArchiveFormat.TAR, ArchiveFormat.TGZ, ArchiveFormat.TZST}
 
 @dataclass(frozen=True, slots=True)
 class InstalledItem:
-    """What installing one item produced: the digests of its raw bytes and the files written."""
+    """What installing one item produced: the digests of its raw bytes (:func:`source_algorithms`)
+    and the files written."""
 
     key: str
     digests: dict[str, str]
@@ -77,12 +79,15 @@ class SourceChangedError(RepositoryError):
 
 
 def source_algorithms(item: Item) -> list[str]:
-    """The digests to compute over an item's raw bytes: the declared ones, and always sha256.
+    """The digests to compute over an item's raw bytes and record in the manifest: the declared
+    ones, or sha256 when none is declared, so that the manifest says what was fetched.
 
-    sha256 is recorded in the manifest as the source's own digest, and is the installed file's
-    digest when the item is a plain file.
+    >>> source_algorithms(Item(uri="a.bin", sha1Hash="0" * 40))
+    ['sha1']
+    >>> source_algorithms(Item(uri="a.bin"))
+    ['sha256']
     """
-    return sorted({*item.hashes, "sha256"})
+    return sorted(item.hashes) or ["sha256"]
 
 
 def packing(item: Item) -> ArchiveFormat:
@@ -98,12 +103,24 @@ def packing(item: Item) -> ArchiveFormat:
 
 
 def source_reader(
-    stream: Readable, item: Item, on_bytes: Callable[[int], None] | None
+    stream: Readable,
+    item: Item,
+    on_bytes: Callable[[int], None] | None,
+    *,
+    whole_file: bool = False,
 ) -> HashingReader:
-    """A reader hashing an item's raw bytes; large items are hashed in background threads."""
+    """A reader hashing an item's raw bytes; large items are hashed in background threads.
+
+    :param whole_file: True when the bytes are kept in a file for :func:`install_file`; a plain
+        item's are then also hashed with :data:`~repository.hashing.FILE_DIGEST`, since that
+        file becomes the installed one.
+    """
     size = item.size
     background = size is None or size < 0 or size >= BACKGROUND_HASHING_FROM
-    return HashingReader(stream, source_algorithms(item), on_bytes=on_bytes, background=background)
+    algorithms = source_algorithms(item)
+    if whole_file and packing(item) is ArchiveFormat.PLAIN:
+        algorithms.append(FILE_DIGEST)
+    return HashingReader(stream, algorithms, on_bytes=on_bytes, background=background)
 
 
 def wants_whole_file(item: Item) -> bool:
@@ -166,8 +183,8 @@ def install_body(
 ) -> InstalledItem:
     """Install an item whose raw bytes are all in memory (a small item, fetched whole).
 
-    A plain copy is hashed and verified before it is written, in one call, with the source's
-    sha256 as its own; anything else is installed from the bytes as from a stream.
+    A plain copy is hashed and verified before it is written, in one call; anything else is
+    installed from the bytes as from a stream.
 
     :raises ChecksumMismatchError: when a declared digest does not match.
     """
@@ -176,8 +193,7 @@ def install_body(
             io.BytesIO(body), item, root, source=source, limits=limits, on_bytes=on_bytes
         )
     digests = {
-        algorithm: hashlib.new(algorithm, body, usedforsecurity=False).hexdigest()
-        for algorithm in source_algorithms(item)
+        algorithm: new_hash(algorithm, body).hexdigest() for algorithm in source_algorithms(item)
     }
     if on_bytes is not None:
         on_bytes(len(body))
@@ -187,12 +203,12 @@ def install_body(
         _file_target(item, root, source),
         limits=limits,
         archive=source,
-        sha256=digests["sha256"],
+        digest=new_hash(FILE_DIGEST, body).hexdigest(),
     )
     return InstalledItem(
         key=item.key,
         digests=digests,
-        files=[InstalledFile(path=item.effective_name, size=record.size, sha256=record.sha256)],
+        files=[InstalledFile(path=item.effective_name, size=record.size, digest=record.digest)],
     )
 
 
@@ -210,17 +226,20 @@ def install_file(
 
     The digests are verified first, so nothing unverified is extracted; the file is not read
     again to verify. A plain file is moved into place when ``move`` is true (a finished
-    download), else copied.
+    download), else copied; to be moved, its digests include
+    :data:`~repository.hashing.FILE_DIGEST` (see :func:`source_reader`).
 
     :raises ChecksumMismatchError: when a declared digest does not match.
     """
+    file_digest = digests.get(FILE_DIGEST)
+    digests = {name: value for name, value in digests.items() if name != FILE_DIGEST}
     verify_digests(item.hashes, digests, item=item.key, source=source)
     fmt = packing(item)
     name = item.effective_name
-    if fmt is ArchiveFormat.PLAIN and move:
+    if fmt is ArchiveFormat.PLAIN and move and file_digest is not None:
         target = _file_target(item, root, source)
         os.replace(file, target)
-        files = [InstalledFile(path=name, size=target.stat().st_size, sha256=digests["sha256"])]
+        files = [InstalledFile(path=name, size=target.stat().st_size, digest=file_digest)]
     else:
         with file.open("rb") as handle:
             files = _unpack(handle, fmt, item, root, source=source, limits=limits)
@@ -268,13 +287,13 @@ def _unpack(
         record = extract_first_zip_entry(stream, target, limits=limits, archive=source)  # type: ignore[arg-type]
     else:
         record = decompress(stream, fmt, target, limits=limits, archive=source)
-    return [InstalledFile(path=name, size=record.size, sha256=record.sha256)]
+    return [InstalledFile(path=name, size=record.size, digest=record.digest)]
 
 
 def _prefixed(record: InstalledFile, prefix: str) -> InstalledFile:
     if not prefix:
         return record
-    return InstalledFile(path=prefix + record.path, size=record.size, sha256=record.sha256)
+    return InstalledFile(path=prefix + record.path, size=record.size, digest=record.digest)
 
 
 def work_directory(target: Path) -> Path:
@@ -334,7 +353,7 @@ def write_manifest(directory: Path, manifest: Manifest, items: list[InstalledIte
     for installed in items:
         manifest.source_digests[installed.key] = installed.digests
         for record in installed.files:
-            manifest.files[record.path] = FileRecord(size=record.size, sha256=record.sha256)
+            manifest.files[record.path] = FileRecord(record.size, FILE_DIGEST, record.digest)
     marker = directory / MANIFEST_NAME
     if marker.exists():
         raise ExtractionError(

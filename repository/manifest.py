@@ -14,9 +14,14 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from repository.hashing import FILE_DIGEST
+
 __all__ = ["FileRecord", "Manifest", "sources_digest", "sources_digest_of_marker"]
 
-FORMAT = 2
+FORMAT = 3
+# Format 2 recorded every file's sha256; its records read as those of format 3.
+READABLE_FORMATS = frozenset({2, FORMAT})
+KNOWN_FILE_DIGESTS = frozenset({FILE_DIGEST, "sha256"})
 _HEAD = re.compile(rb'\A\{\s*"sources_digest": "([0-9a-f]{64})"')
 HEAD_BYTES = 128
 
@@ -40,10 +45,39 @@ def sources_digest_of_marker(head: bytes) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
-    """One installed file: its size and sha256."""
+    """One installed file: its size and a digest of its content, by algorithm name.
+
+    In the marker file: ``{"size": 12, "xxh3_128": "<hex>"}``.
+    """
 
     size: int
-    sha256: str
+    algorithm: str
+    digest: str
+
+    def to_dict(self) -> dict[str, int | str]:
+        """The record as the marker file holds it."""
+        return {"size": self.size, self.algorithm: self.digest}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> FileRecord:
+        """Parse a record of the marker file.
+
+        >>> FileRecord.from_dict({"size": 3, "sha256": "ab"})
+        FileRecord(size=3, algorithm='sha256', digest='ab')
+
+        :raises ValueError: unless it holds a size and exactly one digest of a known algorithm.
+        """
+        if isinstance(record, dict):
+            digests = [(name, value) for name, value in record.items() if name != "size"]
+            size = record.get("size")
+            if (
+                isinstance(size, int)
+                and len(digests) == 1
+                and digests[0][0] in KNOWN_FILE_DIGESTS
+                and isinstance(digests[0][1], str)
+            ):
+                return cls(size, *digests[0])
+        raise ValueError(f"not a file record: {record!r}")
 
 
 @dataclass(slots=True)
@@ -73,10 +107,7 @@ class Manifest:
             "sources_digest": self.sources_digest,
             "format": FORMAT,
             **{item.name: getattr(self, item.name) for item in fields(self)},
-            "files": {
-                path: {"size": record.size, "sha256": record.sha256}
-                for path, record in self.files.items()
-            },
+            "files": {path: record.to_dict() for path, record in self.files.items()},
         }
         return json.dumps(data)  # one line: with indent, json encodes in Python, 10x slower
 
@@ -87,9 +118,9 @@ class Manifest:
         :raises ValueError: when it is not a manifest of a known format.
         """
         data = json.loads(text)
-        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+        if not isinstance(data, dict) or data.pop("format", None) not in READABLE_FORMATS:
             raise ValueError("not a manifest of a known format")
-        files = {path: FileRecord(**record) for path, record in data.pop("files").items()}
+        files = {path: FileRecord.from_dict(record) for path, record in data.pop("files").items()}
         return cls(files=files, **data)
 
     @property

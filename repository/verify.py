@@ -1,20 +1,20 @@
 """Check a prepared artifact on disk against the manifest in its completion marker.
 
 ``verify_directory`` re-hashes every file the manifest lists and reports what is missing,
-changed (size or sha256) or extra. It reads everything, so it is the deep check that a cache
+changed (size or digest) or extra. It reads everything, so it is the deep check that a cache
 hit deliberately does not do.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from repository.cache import MANIFEST_NAME
-from repository.hashing import CHUNK_SIZE
+from repository.hashing import CHUNK_SIZE, new_hash
 from repository.install import read_manifest
+from repository.manifest import FileRecord
 
 __all__ = ["VerifyReport", "verify_directory"]
 
@@ -52,12 +52,16 @@ class VerifyReport:
         return f"{self.directory}: " + "; ".join(parts)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _matches(path: Path, record: FileRecord) -> bool:
+    if path.stat().st_size != record.size:
+        return False
+    digest = new_hash(record.algorithm)
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            digest.update(view[:count])
+    return digest.hexdigest() == record.digest
 
 
 def verify_directory(directory: Path) -> VerifyReport:
@@ -81,7 +85,7 @@ def verify_directory(directory: Path) -> VerifyReport:
             report.missing.append(relative)
             continue
         try:
-            if path.stat().st_size != record.size or _sha256(path) != record.sha256:
+            if not _matches(path, record):
                 report.changed.append(relative)
         except FileNotFoundError:  # removed while being checked
             report.missing.append(relative)

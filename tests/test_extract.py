@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import gzip
-import hashlib
 import io
 import os
 import shutil
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import pytest
+import xxhash
 import zstandard
 
 from repository.errors import DownloadError, ExtractionError, InstallError, UnsafeArchiveError
@@ -121,7 +121,8 @@ def run_first_entry(data: bytes, target: Path, limits: ExtractionLimits = LIMITS
 
 
 def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    """The digest an installed file records."""
+    return xxhash.xxh3_128(data).hexdigest()
 
 
 # -- tar builders --------------------------------------------------------------------------
@@ -383,7 +384,7 @@ def test_tar_extracts_content_sizes_and_hashes(sandbox: Sandbox, fmt: ArchiveFor
 
     expected = {name.removeprefix("./"): data for name, data in members.items()}
     assert files == [
-        InstalledFile(path=name, size=len(data), sha256=sha(data))
+        InstalledFile(path=name, size=len(data), digest=sha(data))
         for name, data in expected.items()
     ]
     assert tree(sandbox.dest) == {**expected, "nested": "<dir>", "nested/deeper": "<dir>"}
@@ -445,11 +446,11 @@ def test_tar_internal_links_are_allowed(sandbox: Sandbox) -> None:
     )
     files = run_tar(compress(archive, ArchiveFormat.TZST), ArchiveFormat.TZST, sandbox.dest)
 
-    alpha = InstalledFile(path="data/a.txt", size=5, sha256=sha(b"alpha"))
+    alpha = InstalledFile(path="data/a.txt", size=5, digest=sha(b"alpha"))
     assert files == [
         alpha,
-        InstalledFile(path="hard", size=5, sha256=alpha.sha256),
-        InstalledFile(path="hard2", size=5, sha256=alpha.sha256),
+        InstalledFile(path="hard", size=5, digest=alpha.digest),
+        InstalledFile(path="hard2", size=5, digest=alpha.digest),
     ]
     dest = sandbox.dest
     assert os.readlink(dest / "early") == "data/a.txt"
@@ -475,7 +476,7 @@ def test_tar_hard_link_falls_back_to_a_copy(
     monkeypatch.setattr("repository.extract.os.link", no_links)
     archive = tar_archive([reg("a.bin", b"content"), hardlink("b.bin", "a.bin")])
     files = run_tar(archive, ArchiveFormat.TAR, sandbox.dest)
-    assert [f.sha256 for f in files] == [sha(b"content")] * 2
+    assert [f.digest for f in files] == [sha(b"content")] * 2
     assert (sandbox.dest / "b.bin").read_bytes() == b"content"
     assert os.stat(sandbox.dest / "b.bin").st_ino != os.stat(sandbox.dest / "a.bin").st_ino
 
@@ -569,8 +570,8 @@ def test_large_archives_are_decompressed_in_a_thread_of_their_own(
 ) -> None:
     big = ThreadRecording(tar_archive(BIG_MEMBERS, fmt))
     files = extract_tar(cast(BinaryIO, big), fmt, sandbox.dest, limits=LIMITS, archive=ARCHIVE)
-    assert {f.path: f.sha256 for f in files} == {
-        name: hashlib.sha256(data).hexdigest() for name, data in BIG_MEMBERS.items()
+    assert {f.path: f.digest for f in files} == {
+        name: sha(data) for name, data in BIG_MEMBERS.items()
     }
     caller = threading.current_thread().name
     assert big.readers[0] == caller  # the first 8 MiB are decoded inline...
@@ -649,10 +650,10 @@ def test_zip_extracts_content_dirs_links_and_modes(sandbox: Sandbox) -> None:
     )
     files = run_zip(archive, sandbox.dest)
     assert files == [
-        InstalledFile(path="bundle/inner/x.txt", size=1, sha256=sha(b"x")),
-        InstalledFile(path="bundle/big.bin", size=len(big), sha256=sha(big)),
-        InstalledFile(path="bundle/run.sh", size=9, sha256=sha(b"#!/bin/sh")),
-        InstalledFile(path="plain.txt", size=12, sha256=sha(b"no unix mode")),
+        InstalledFile(path="bundle/inner/x.txt", size=1, digest=sha(b"x")),
+        InstalledFile(path="bundle/big.bin", size=len(big), digest=sha(big)),
+        InstalledFile(path="bundle/run.sh", size=9, digest=sha(b"#!/bin/sh")),
+        InstalledFile(path="plain.txt", size=12, digest=sha(b"no unix mode")),
     ]
     dest = sandbox.dest
     assert tree(dest) == {
@@ -676,7 +677,7 @@ def test_first_zip_entry_skips_directories_and_replaces_the_target(sandbox: Sand
     target = sandbox.dest / "only.bin"
     target.write_bytes(b"from an earlier attempt")
     record = run_first_entry(archive, target)
-    assert record == InstalledFile(path="only.bin", size=7, sha256=sha(b"weights"))
+    assert record == InstalledFile(path="only.bin", size=7, digest=sha(b"weights"))
     assert tree(sandbox.dest) == {"only.bin": b"weights"}
 
 
@@ -684,7 +685,7 @@ def test_first_zip_entry_skips_directories_and_replaces_the_target(sandbox: Sand
 def test_decompress_single_file(sandbox: Sandbox, fmt: ArchiveFormat) -> None:
     data = os.urandom(MiB) + b"text " * 300_000
     record = run_decompress(compress(data, fmt), fmt, sandbox.dest / "model.pt")
-    assert record == InstalledFile(path="model.pt", size=len(data), sha256=sha(data))
+    assert record == InstalledFile(path="model.pt", size=len(data), digest=sha(data))
     assert (sandbox.dest / "model.pt").read_bytes() == data
     sandbox.assert_untouched()
 
@@ -693,18 +694,18 @@ def test_decompress_gzip_members_and_zstd_frames(sandbox: Sandbox) -> None:
     parts = [b"alpha " * 1000, b"", b"beta " * 5000]
     gz = b"".join(gzip.compress(p) for p in parts) + bytes(512)
     record = run_decompress(gz, ArchiveFormat.GZIP, sandbox.dest / "a")
-    assert record.sha256 == sha(b"".join(parts))
+    assert record.digest == sha(b"".join(parts))
 
     compressor = zstandard.ZstdCompressor(write_checksum=True)
     skippable = struct.pack("<II", 0x184D2A50, 3) + b"xyz"
     zst = compressor.compress(parts[0]) + skippable + compressor.compress(parts[2])
     record = run_decompress(zst, ArchiveFormat.ZSTD, sandbox.dest / "b")
-    assert record.sha256 == sha(b"".join(parts))
+    assert record.digest == sha(b"".join(parts))
 
 
 def test_decompress_empty_plain_file(sandbox: Sandbox) -> None:
     record = run_decompress(b"", ArchiveFormat.PLAIN, sandbox.dest / "empty.txt")
-    assert record == InstalledFile(path="empty.txt", size=0, sha256=sha(b""))
+    assert record == InstalledFile(path="empty.txt", size=0, digest=sha(b""))
 
 
 # == refusals: names =======================================================================

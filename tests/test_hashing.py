@@ -6,9 +6,10 @@ import hashlib
 import io
 
 import pytest
+import xxhash
 
 from repository import ChecksumMismatchError
-from repository.hashing import HashingReader, verify_digests
+from repository.hashing import FILE_DIGEST, HashingReader, new_hash, verify_digests
 
 DATA = hashlib.shake_256(b"data").digest(5_000_000)
 
@@ -40,6 +41,29 @@ def test_background_threads_stop_on_close() -> None:
     reader.drain()
     reader.close()
     assert threading.active_count() == before
+
+
+def test_file_digest_is_computed_in_the_reading_thread_and_the_others_in_their_own() -> None:
+    import threading
+
+    before = threading.active_count()
+    with HashingReader(
+        io.BytesIO(DATA), ["sha1", "sha256", FILE_DIGEST], background=True
+    ) as reader:
+        assert threading.active_count() == before + 2  # XXH3 has no thread of its own
+        reader.drain()
+        digests = reader.hexdigests()
+    assert digests == {
+        "sha1": hashlib.sha1(DATA).hexdigest(),
+        "sha256": hashlib.sha256(DATA).hexdigest(),
+        FILE_DIGEST: xxhash.xxh3_128(DATA).hexdigest(),
+    }
+
+
+def test_new_hash_knows_hashlib_names_and_the_file_digest() -> None:
+    assert new_hash("sha256", b"x").hexdigest() == hashlib.sha256(b"x").hexdigest()
+    assert new_hash(FILE_DIGEST, b"x").hexdigest() == xxhash.xxh3_128(b"x").hexdigest()
+    assert len(new_hash(FILE_DIGEST).hexdigest()) == 32
 
 
 def test_mismatch_names_algorithm_expected_and_actual() -> None:

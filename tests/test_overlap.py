@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from repository.hashing import BACKGROUND_HASHING_FROM, Readable, Sha256Writer
+from repository.hashing import Readable
 from repository.overlap import DEPTH, consume_overlapped
 
 
@@ -97,15 +96,3 @@ def test_the_producer_waits_while_the_buffer_is_full() -> None:
     release.set()
     runner.join(5)
     assert result == [b"y" * DEPTH * 4]
-
-
-@pytest.mark.parametrize("size", [10, BACKGROUND_HASHING_FROM - 1, BACKGROUND_HASHING_FROM * 2 + 5])
-def test_sha256_writer_matches_hashlib_below_and_above_the_thread_threshold(size: int) -> None:
-    data = hashlib.shake_256(b"seed").digest(size)
-    writer = Sha256Writer()
-    for start in range(0, size, 1 << 20):
-        writer.update(data[start : start + (1 << 20)])
-    hashing_in_a_thread = any(t.name == "repository-hash" for t in threading.enumerate())
-    assert hashing_in_a_thread == (size > BACKGROUND_HASHING_FROM)
-    assert writer.hexdigest() == hashlib.sha256(data).hexdigest()
-    assert not any(t.name == "repository-hash" for t in threading.enumerate())

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xxhash
 
 from repository import (
     MRL,
@@ -96,10 +97,42 @@ def test_manifest_records_every_file_and_source(prepared: tuple[Repository, Any]
     for path, data in EXPECTED_TREE.items():
         assert manifest["files"][path] == {
             "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "xxh3_128": xxhash.xxh3_128(data).hexdigest(),
         }
     assert manifest["source_digests"]["model"]["sha1"] == artifact.files["model"].sha1_hash
+    # The declared digests are recorded; sha256 is computed only for items that declare none.
+    for key, item in artifact.files.items():
+        assert set(manifest["source_digests"][key]) == (set(item.hashes) or {"sha256"})
     assert manifest["mrl"] == str(MRL_) and manifest["version"] == "0.0.1"
+
+
+def test_manifest_records_declared_digests_only_and_sha256_when_none_is_declared(
+    make_local_repo: RepoBuilder, cache_dir: Path
+) -> None:
+    archive = tar_bytes({"w.bin": WEIGHTS}, "gz")
+    files = {"djl.bin": WEIGHTS, "bare.bin": b"bare", "a.tar.gz": archive}
+    sha1_only = {"sha1Hash": hashlib.sha1(WEIGHTS).hexdigest(), "uri": "djl.bin"}
+    entries = {
+        "djl": sha1_only,
+        "bare": {"uri": "bare.bin"},
+        "arch": {"uri": "a.tar.gz", "sha1Hash": hashlib.sha1(archive).hexdigest()},
+    }
+    root = make_local_repo([{"version": "1.0", "files": entries}], files)
+    repo = LocalRepository("t", root, cache_dir=cache_dir)
+    artifact = repo.resolve(MRL_)
+    assert artifact is not None
+    repo.prepare(artifact)
+    manifest = json.loads((repo.get_resource_directory(artifact) / MANIFEST_NAME).read_text())
+    assert manifest["format"] == 3
+    assert manifest["source_digests"] == {
+        "djl": {"sha1": hashlib.sha1(WEIGHTS).hexdigest()},
+        "bare": {"sha256": hashlib.sha256(b"bare").hexdigest()},
+        "arch": {"sha1": hashlib.sha1(archive).hexdigest()},
+    }
+    assert manifest["files"] == {
+        name: {"size": len(data), "xxh3_128": xxhash.xxh3_128(data).hexdigest()}
+        for name, data in {"djl.bin": WEIGHTS, "bare.bin": b"bare", "a/w.bin": WEIGHTS}.items()
+    }
 
 
 def test_reading_prepared_files(prepared: tuple[Repository, Any]) -> None:

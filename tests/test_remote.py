@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import xxhash
 
 import repository.install
 import repository.transfer
@@ -31,6 +32,7 @@ from repository import (
 )
 from repository.cache import MANIFEST_NAME
 from repository.transfer import Partial, ResumingStream, _origin, parse_retry_after
+from repository.verify import verify_directory
 from tests.conftest import OpenedFiles, compress, item_entry, leftovers, tar_bytes, tree
 from tests.servers.faultserver import (
     ChangeContent,
@@ -236,6 +238,10 @@ def test_items_stream_and_are_never_read_back(
     assert read_back == []
     assert list((cache_dir / ".tmp" / "downloads").iterdir()) == []
     assert leftovers(cache_dir) == []
+    # The partial file moved into place got its file digest on the way in.
+    record = json.loads((directory / MANIFEST_NAME).read_text())["files"]["big.bin"]
+    assert record == {"size": len(BIG), "xxh3_128": xxhash.xxh3_128(BIG).hexdigest()}
+    assert verify_directory(directory).ok
 
 
 # -- 4. parallel over pooled connections, bounded --------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from repository import MRL, LocalRepository
 from repository.cache import MANIFEST_NAME
@@ -79,3 +81,45 @@ def test_a_directory_without_manifest_is_reported(prepared: tuple[LocalRepositor
     (directory / MANIFEST_NAME).unlink()
     report = repo.verify(artifact)  # type: ignore[arg-type]
     assert not report.ok and not report.has_manifest and "no manifest" in str(report)
+
+
+def test_files_carry_a_fast_digest_and_sha256_records_of_format_2_still_verify(
+    prepared: tuple[LocalRepository, object],
+) -> None:
+    repo, artifact = prepared
+    directory = repo.get_resource_directory(artifact)  # type: ignore[arg-type]
+    marker = directory / MANIFEST_NAME
+    manifest = json.loads(marker.read_text())
+    assert manifest["format"] == 3
+    assert manifest["files"]["m/b.txt"] == {
+        "size": 1,
+        "xxh3_128": xxhash.xxh3_128(b"b").hexdigest(),
+    }
+    # A cache written before the file digest changed: format 2, a sha256 for every file.
+    contents = {**MEMBERS, "synset.txt": b"cat\n"}
+    manifest["format"] = 2
+    manifest["files"] = {
+        path: {"size": len(contents[path]), "sha256": hashlib.sha256(contents[path]).hexdigest()}
+        for path in manifest["files"]
+    }
+    marker.write_text(json.dumps(manifest))
+    assert repo.verify(artifact).ok  # type: ignore[arg-type]
+    (directory / "m" / "b.txt").write_bytes(b"B")
+    assert repo.verify(artifact).changed == ["m/b.txt"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"size": 1}, {"size": 1, "md5": "00"}, {"size": "1", "xxh3_128": "00"}, [1, "00"]],
+)
+def test_a_malformed_file_record_makes_the_manifest_unreadable(
+    prepared: tuple[LocalRepository, object], record: object
+) -> None:
+    repo, artifact = prepared
+    directory = repo.get_resource_directory(artifact)  # type: ignore[arg-type]
+    marker = directory / MANIFEST_NAME
+    manifest = json.loads(marker.read_text())
+    manifest["files"]["m/b.txt"] = record
+    marker.write_text(json.dumps(manifest))
+    report = repo.verify(artifact)  # type: ignore[arg-type]
+    assert not report.ok and not report.has_manifest
