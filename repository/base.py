@@ -347,9 +347,7 @@ class Repository(abc.ABC):
             publish(work, target, accept_existing=lambda: not force and self.is_prepared(artifact))
             logger.info("Prepared %s %s in %s", artifact.metadata.mrl, artifact.version, target)
             if partials:
-                store = self._partials()
-                for partial in partials:
-                    store.discard(partial)
+                self._partials().discard_in_background(partials)
         finally:
             if work is not None:
                 remove_tree(work)

@@ -55,6 +55,7 @@ __all__ = [
     "RetryPolicy",
     "offline_from_env",
     "redact_url",
+    "wait_for_discards",
 ]
 
 logger = logging.getLogger(__name__)
@@ -529,6 +530,40 @@ class PartialDownloads:
             shutil.rmtree(partial.folder, ignore_errors=True)
             with contextlib.suppress(OSError):
                 partial.folder.parent.rmdir()
+
+    @classmethod
+    def discard_in_background(cls, partials: Sequence[Partial]) -> None:
+        """Delete finished partial downloads in a thread, so that the caller does not wait while
+        the file system frees their blocks (with online discard, 0.15 s per GiB here).
+
+        The thread is not a daemon: the interpreter waits for it before exiting. Until it is
+        done the folders keep their owner's tag, so no other process takes them; should the
+        process die first, a later claim of the same download finds every byte in place.
+        :func:`wait_for_discards` waits for it sooner.
+        """
+
+        def discard_all() -> None:
+            for partial in partials:
+                cls.discard(partial)
+
+        thread = threading.Thread(target=discard_all, name="repository-discard")
+        with _discarding_lock:
+            _discarding[:] = [other for other in _discarding if other.is_alive()]
+            _discarding.append(thread)
+            thread.start()
+
+
+_discarding: list[threading.Thread] = []
+_discarding_lock = threading.Lock()
+
+
+def wait_for_discards() -> None:
+    """Return once the partial downloads handed to
+    :meth:`PartialDownloads.discard_in_background` so far are deleted."""
+    with _discarding_lock:
+        threads = list(_discarding)
+    for thread in threads:
+        thread.join()
 
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")

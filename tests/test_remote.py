@@ -31,7 +31,14 @@ from repository import (
     RetryPolicy,
 )
 from repository.cache import MANIFEST_NAME
-from repository.transfer import Partial, ResumingStream, _origin, parse_retry_after
+from repository.transfer import (
+    Partial,
+    PartialDownloads,
+    ResumingStream,
+    _origin,
+    parse_retry_after,
+    wait_for_discards,
+)
 from repository.verify import verify_directory
 from tests.conftest import OpenedFiles, compress, item_entry, leftovers, tar_bytes, tree
 from tests.servers.faultserver import (
@@ -236,6 +243,7 @@ def test_items_stream_and_are_never_read_back(
         if path.startswith(str(directory)) and "r" in mode and not path.endswith(MANIFEST_NAME)
     ]
     assert read_back == []
+    wait_for_discards()
     assert list((cache_dir / ".tmp" / "downloads").iterdir()) == []
     assert leftovers(cache_dir) == []
     # The partial file moved into place got its file digest on the way in.
@@ -478,7 +486,39 @@ def test_items_at_or_above_the_small_size_keep_a_partial_file(
     assert (repo.get_resource_directory(artifact) / "small.bin").read_bytes() == small
     assert seen and min(seen) >= 0  # a Partial on disk throughout
     assert [r.range for r in gets(fault_server, paths["small.bin"])] == [None, "bytes=120000-"]
+    wait_for_discards()
     assert list((cache_dir / ".tmp" / "downloads").iterdir()) == []  # removed once installed
+
+
+def test_partial_files_are_deleted_after_prepare_returns(
+    fault_server: FaultServer, cache_dir: Path
+) -> None:
+    # Freeing a gigabyte of blocks takes the file system a while; prepare does not wait.
+    archive = tar_bytes({"w/weights.bin": BIG}, "gz")
+    serve(fault_server, {"model.tar.gz": archive, "plain.bin": BIG})
+    release = threading.Event()
+    deleting_in: list[str] = []
+    original = PartialDownloads.discard
+
+    def slow_discard(partial: Partial) -> None:
+        deleting_in.append(threading.current_thread().name)
+        release.wait(10)
+        original(partial)
+
+    downloads = cache_dir / ".tmp" / "downloads"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PartialDownloads, "discard", staticmethod(slow_discard))
+        repo = remote(fault_server, cache_dir)
+        artifact = prepare(repo)
+        assert tree(repo.get_resource_directory(artifact)) == {
+            "model/w/weights.bin": BIG,
+            "plain.bin": BIG,
+        }
+        assert len(list(downloads.iterdir())) == 2  # still there: prepare returned first
+        release.set()
+        wait_for_discards()
+    assert deleting_in and set(deleting_in) == {"repository-discard"}
+    assert list(downloads.iterdir()) == []
 
 
 def test_killed_process_leaves_a_partial_that_the_next_run_resumes(
