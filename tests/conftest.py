@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from repository.transfer import wait_for_discards
 from tests.servers.fixtures import fault_server, nginx_factory, other_host_server, raw_server
 from tests.servers.moto import moto_server, s3_bucket
 
@@ -138,7 +139,9 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def leftovers(root: Path) -> list[str]:
-    """Work and trash directories or spool files left anywhere below ``root``."""
+    """Work and trash directories or spool files left anywhere below ``root`` (once the
+    partial downloads this process is deleting in the background are gone)."""
+    wait_for_discards()
     return sorted(
         path.relative_to(root).as_posix()
         for path in root.rglob("*")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from repository import MRL, InstallError, LocalRepository, RemoteRepository
+from repository.transfer import wait_for_discards
 from tests.conftest import RepoBuilder, item_entry, leftovers, tar_bytes
 from tests.servers.faultserver import FaultServer
 from tests.servers.fixtures import running_under_ci
@@ -42,6 +43,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def files_left(root: Path) -> list[str]:
     """Everything below ``root`` except bookkeeping (lock files, the cache directory tag)."""
+    wait_for_discards()
     return sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")

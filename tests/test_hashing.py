@@ -32,6 +32,19 @@ def test_digests_cover_every_byte_in_order(background: bool, chunk: int) -> None
     assert sum(seen) == reader.bytes_read == len(data)
 
 
+def test_background_hashing_copies_what_it_is_given() -> None:
+    # The threads hash from buffers of their own: a caller may reuse its buffer at once, and
+    # bytes received are freed where they were made (see _BackgroundHashing).
+    expected = hashlib.sha256()
+    shared = bytearray(300_000)
+    with HashingReader(io.BytesIO(b""), ["sha256"], background=True) as reader:
+        for round_ in range(64):  # 18 MiB: more than the ring holds, so buffers are reused
+            shared[:] = bytes([round_]) * len(shared)
+            expected.update(shared)
+            reader.consume([shared])  # type: ignore[list-item]
+        assert reader.hexdigests() == {"sha256": expected.hexdigest()}
+
+
 def test_background_threads_stop_on_close() -> None:
     import threading
 
