@@ -539,7 +539,7 @@ def machine() -> dict[str, Any]:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
     meminfo = Path("/proc/meminfo").read_text().split()
-    packages = ("repository", "httpx", "pooch", "requests", "zstandard")
+    packages = ("repository", "httpx", "pooch", "requests", "zstandard", "xxhash")
     return {
         "cpu": models[0] if models else platform.processor(),
         "cores": os.cpu_count(),
