@@ -1,7 +1,8 @@
 """HTTP(S) transfers for repositories.
 
-- One pooled :class:`httpx.Client` per repository, with connect and read timeouts, so that a
-  stalled server cannot hang a prepare.
+- One pool of connections per repository (:class:`~repository.http11.Http11Transport`, under
+  httpx's request and response types), with connect and read timeouts, so that a stalled
+  server cannot hang a prepare.
 - Credentials (a bearer token, extra headers, user:password in the URL) go only to the
   repository's own origin; redirects are followed by hand so that nothing is forwarded to another
   host. ``.netrc`` entries apply to their own host. URLs are logged and reported without
@@ -39,6 +40,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from repository import __version__
 from repository.errors import DownloadError, OfflineError
 from repository.http11 import Http11Transport
 from repository.install import SourceChangedError, install_error
@@ -70,6 +72,11 @@ PROGRESS_RESETS_RETRIES = 1 << 20
 REPLAY_BLOCK = 1 << 20
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_HEADERS = {
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+    "User-Agent": f"python-repository/{__version__} httpx/{httpx.__version__}",
+}
 
 
 def offline_from_env() -> bool:
@@ -199,15 +206,17 @@ class HttpTransport:
         self.offline = offline_from_env() if offline is None else offline
         self._timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
         self._max_connections = max_connections
-        self._given_client = client is not None
+        # Requests are handed to a transport, not sent through an httpx.Client: the client logs
+        # every URL at INFO, query string included (a presigned item URL carries its signature
+        # there), and adds nothing this class does not do itself. A caller's own client is
+        # used as the caller set it up.
+        self._client = client
+        self._timeouts = httpx.Timeout(self._timeout).as_dict()
         self._direct = Http11Transport(max_connections=max_connections)
-        self._client = client or httpx.Client(
-            transport=self._direct, timeout=self._timeout, follow_redirects=False, trust_env=False
-        )
-        # httpx ignores the proxy variables once given a transport: URLs that go through a
-        # proxy take a client of httpx's own, made when first needed.
+        # URLs that go through a proxy of the environment take a transport of httpx's own,
+        # made when first needed.
         self._proxies = urllib.request.getproxies_environment()
-        self._proxied_client: httpx.Client | None = None
+        self._proxied: httpx.HTTPTransport | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -215,26 +224,41 @@ class HttpTransport:
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._client.close()
-        if self._proxied_client is not None:
-            self._proxied_client.close()
+        if self._client is not None:
+            self._client.close()
+        self._direct.close()
+        if self._proxied is not None:
+            self._proxied.close()
 
-    def _client_for(self, url: str) -> httpx.Client:
-        """The client for ``url``: a proxied one when the environment names a proxy for it."""
-        if self._given_client or not self._proxies:
-            return self._client
+    def _transport_for(self, url: str) -> httpx.BaseTransport:
+        """The direct transport, or httpx's when the environment names a proxy for ``url``."""
+        if not self._proxies:
+            return self._direct
         parts = urlsplit(url)
         proxy = self._proxies.get(parts.scheme) or self._proxies.get("all")
         if not proxy or urllib.request.proxy_bypass(parts.netloc):
-            return self._client
+            return self._direct
         with self._lock:
-            if self._proxied_client is None:
-                self._proxied_client = httpx.Client(
-                    timeout=self._timeout,
-                    limits=httpx.Limits(max_connections=self._max_connections),
-                    follow_redirects=False,
+            if self._proxied is None:
+                self._proxied = httpx.HTTPTransport(
+                    proxy=proxy, limits=httpx.Limits(max_connections=self._max_connections)
                 )
-            return self._proxied_client
+            return self._proxied
+
+    def _send(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        """GET ``url`` once, streaming, with no redirect followed."""
+        if self._client is not None:
+            request = self._client.build_request("GET", url, headers=headers)
+            return self._client.send(request, stream=True, follow_redirects=False)
+        request = httpx.Request(
+            "GET",
+            url,
+            headers={**DEFAULT_HEADERS, **headers},
+            extensions={"timeout": self._timeouts},
+        )
+        response = self._transport_for(url).handle_request(request)
+        response.request = request
+        return response
 
     # -- credentials ----------------------------------------------------------------------
 
@@ -315,10 +339,7 @@ class HttpTransport:
 
     def _send_following_redirects(self, url: str, headers: dict[str, str]) -> httpx.Response:
         for _ in range(MAX_REDIRECTS + 1):
-            client = self._client_for(url)
-            headers_with_credentials = {**headers, **self._credentials(url)}
-            request = client.build_request("GET", url, headers=headers_with_credentials)
-            response = client.send(request, stream=True)
+            response = self._send(url, {**headers, **self._credentials(url)})
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug('HTTP GET %s "%d"', redact_url(url), response.status_code)
             if response.status_code not in REDIRECT_STATUSES or "location" not in response.headers:
@@ -326,7 +347,9 @@ class HttpTransport:
             location = response.headers["location"]
             response.close()
             url = urljoin(url, location)
-        raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
+        raise httpx.TooManyRedirects(
+            f"more than {MAX_REDIRECTS} redirects", request=response.request
+        )
 
     def fetch_pipelined(
         self, urls: Sequence[str], *, max_body: int
@@ -338,17 +361,14 @@ class HttpTransport:
         all of them in offline mode, through a proxy or a client of the caller's) are left for
         :meth:`open`, which reports, redirects and retries. Close the generator to stop early.
         """
-        if self.offline or self._given_client:
+        if self.offline or self._client is not None:
             return
         indices: list[int] = []
         gets: list[PipelinedGet] = []
-        common = {
-            "User-Agent": self._client.headers.get("user-agent", ""),
-            "Accept-Encoding": "identity",
-        }
+        common = {"User-Agent": DEFAULT_HEADERS["User-Agent"], "Accept-Encoding": "identity"}
         by_origin: dict[tuple[str, str, int | None], dict[str, str]] = {}
         for index, url in enumerate(urls):
-            if self._client_for(url) is self._client:
+            if self._transport_for(url) is self._direct:
                 origin = _origin(url)
                 headers = by_origin.get(origin)
                 if headers is None:  # credentials depend on the origin only

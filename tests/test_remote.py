@@ -787,6 +787,30 @@ def test_netrc_and_url_credentials_are_used_and_never_shown(
         assert secret not in shown
 
 
+def test_query_strings_of_item_urls_never_reach_the_logs(
+    fault_server: FaultServer, cache_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A presigned item URL carries its credential in the query string: it is sent, never shown
+    # (httpx's client would log every URL at INFO, query included).
+    signed = fault_server.url(BASE + "1.0/signed.bin") + "?X-Amz-Signature=s1gnature-0f-item"
+    fault_server.add_file(BASE + "1.0/signed.bin", BIG)
+    fault_server.add_file(BASE + "1.0/small.bin", b"s" * 100)
+    items = {
+        "signed": item_entry(signed, BIG),
+        "small": item_entry("1.0/small.bin" + "?token=s1gnature-0f-item", b"s" * 100),
+    }
+    fault_server.add_file(BASE + "metadata.json", metadata_for(items))
+    with caplog.at_level(logging.DEBUG):
+        artifact = prepare(remote(fault_server, cache_dir))
+    assert (
+        remote(fault_server, cache_dir).get_resource_directory(artifact) / "signed.bin"
+    ).exists()
+    targets = [r.target for r in fault_server.requests if r.path.endswith(".bin")]
+    assert any("s1gnature-0f-item" in target for target in targets)  # it was sent
+    assert "GET" in caplog.text and "signed.bin" in caplog.text  # requests are logged...
+    assert "s1gnature-0f-item" not in caplog.text  # ...without their query strings
+
+
 # -- nginx: the happy path and the access log -------------------------------------------------
 
 
