@@ -24,7 +24,7 @@ import xxhash
 
 from repository.errors import ChecksumMismatchError
 
-__all__ = ["FILE_DIGEST", "HashingReader", "Readable", "new_hash", "verify_digests"]
+__all__ = ["FILE_DIGEST", "Hash", "HashingReader", "Readable", "new_hash", "verify_digests"]
 
 #: The digest of every installed file in a manifest (see the module's doc).
 FILE_DIGEST = "xxh3_128"
