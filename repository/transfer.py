@@ -204,14 +204,14 @@ class HttpTransport:
         self._netrc: netrc.netrc | bool | None = False  # False: not read yet
         self.retry = retry or RetryPolicy()
         self.offline = offline_from_env() if offline is None else offline
-        self._timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
+        self._timeout = httpx.Timeout(timeout if timeout is not None else DEFAULT_TIMEOUT)
         self._max_connections = max_connections
         # Requests are handed to a transport, not sent through an httpx.Client: the client logs
         # every URL at INFO, query string included (a presigned item URL carries its signature
         # there), and adds nothing this class does not do itself. A caller's own client is
         # used as the caller set it up.
         self._client = client
-        self._timeouts = httpx.Timeout(self._timeout).as_dict()
+        self._timeouts = self._timeout.as_dict()
         self._direct = Http11Transport(max_connections=max_connections)
         # URLs that go through a proxy of the environment take a transport of httpx's own,
         # made when first needed.
@@ -378,7 +378,7 @@ class HttpTransport:
         answers = fetch_pipelined(
             gets,
             ssl_context=lambda: self._direct.ssl_context,
-            timeout=httpx.Timeout(self._timeout),
+            timeout=self._timeout,
             max_body=max_body,
         )
         try:
