@@ -472,7 +472,7 @@ class Repository(abc.ABC):
             with stream:
                 on_bytes = None if counter is None else counter.advance
                 if whole_file and isinstance(partial, Partial):
-                    with source_reader(stream, item, on_bytes, whole_file=True) as reader:
+                    with source_reader(stream, item, on_bytes) as reader:
                         reader.consume(stream.chunks())
                         digests = reader.hexdigests()
                     stream.close()

@@ -181,13 +181,16 @@ class InstalledFile:
     :param path: POSIX path relative to the destination given to the call; for the
         single-file functions, the file name of the target.
     :param size: bytes written.
-    :param digest: hex :data:`~repository.hashing.FILE_DIGEST` of the bytes written, computed
-        while writing them.
+    :param digest: hex digest of the bytes written, computed while writing them (or, for a
+        downloaded file moved into place, while downloading it).
+    :param algorithm: the digest's algorithm: :data:`~repository.hashing.FILE_DIGEST`, or the
+        source digest that verified a file moved into place as it was downloaded.
     """
 
     path: str
     size: int
     digest: str
+    algorithm: str = FILE_DIGEST
 
 
 class _Kind(enum.Enum):

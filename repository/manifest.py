@@ -21,7 +21,9 @@ __all__ = ["FileRecord", "Manifest", "sources_digest", "sources_digest_of_marker
 FORMAT = 3
 # Format 2 recorded every file's sha256; its records read as those of format 3.
 READABLE_FORMATS = frozenset({2, FORMAT})
-KNOWN_FILE_DIGESTS = frozenset({FILE_DIGEST, "sha256"})
+# XXH3 for the files written while extracting or copying; a downloaded file moved into place
+# keeps the source digest that verified it (see repository.install.install_file).
+KNOWN_FILE_DIGESTS = frozenset({FILE_DIGEST, "sha1", "sha256"})
 _HEAD = re.compile(rb'\A\{\s*"sources_digest": "([0-9a-f]{64})"')
 HEAD_BYTES = 128
 

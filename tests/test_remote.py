@@ -246,10 +246,40 @@ def test_items_stream_and_are_never_read_back(
     wait_for_discards()
     assert list((cache_dir / ".tmp" / "downloads").iterdir()) == []
     assert leftovers(cache_dir) == []
-    # The partial file moved into place got its file digest on the way in.
-    record = json.loads((directory / MANIFEST_NAME).read_text())["files"]["big.bin"]
-    assert record == {"size": len(BIG), "xxh3_128": xxhash.xxh3_128(BIG).hexdigest()}
+    # The partial file moved into place is recorded with the sha256 that verified it; the
+    # files extracted from the stream with their XXH3.
+    files = json.loads((directory / MANIFEST_NAME).read_text())["files"]
+    assert files["big.bin"] == {"size": len(BIG), "sha256": hashlib.sha256(BIG).hexdigest()}
+    weights = files["model/w/weights.bin"]
+    assert weights == {"size": len(BIG), "xxh3_128": xxhash.xxh3_128(BIG).hexdigest()}
     assert verify_directory(directory).ok
+
+
+def test_a_moved_download_keeps_its_strongest_source_digest_and_verify_uses_it(
+    fault_server: FaultServer, cache_dir: Path
+) -> None:
+    contents = {name: hashlib.shake_256(name.encode()).digest(2_000_000) for name in "abc"}
+    declared = {
+        "a": item_entry("1.0/a.bin", contents["a"]),  # sha1 and sha256
+        "b": {"uri": "1.0/b.bin", "sha1Hash": hashlib.sha1(contents["b"]).hexdigest()},
+        "c": {"uri": "1.0/c.bin"},  # nothing declared: sha256 is computed
+    }
+    fault_server.add_file(BASE + "metadata.json", metadata_for(declared))
+    for name, data in contents.items():
+        fault_server.add_file(f"{BASE}1.0/{name}.bin", data)
+    repo = remote(fault_server, cache_dir)
+    artifact = prepare(repo)
+    directory = repo.get_resource_directory(artifact)
+    files = json.loads((directory / MANIFEST_NAME).read_text())["files"]
+    assert files == {
+        "a.bin": {"size": 2_000_000, "sha256": hashlib.sha256(contents["a"]).hexdigest()},
+        "b.bin": {"size": 2_000_000, "sha1": hashlib.sha1(contents["b"]).hexdigest()},
+        "c.bin": {"size": 2_000_000, "sha256": hashlib.sha256(contents["c"]).hexdigest()},
+    }
+    assert verify_directory(directory).ok
+    damaged = directory / "b.bin"
+    damaged.write_bytes(b"x" + contents["b"][1:])  # same size: only the digest can tell
+    assert verify_directory(directory).changed == ["b.bin"]
 
 
 # -- 4. parallel over pooled connections, bounded --------------------------------------------
