@@ -1,11 +1,13 @@
 """The benchmark data: deterministic artifacts in DJL's layout, generated once and reused.
 
 Each served folder (``<root>/model/cv/image_classification/ai/djl/bench/<artifact id>/``) holds
-its items, a ``metadata.json`` as DJL writes it (``sha1Hash``, ``sha256Hash``, ``size``) and a
+its items, a ``metadata.json`` as DJL writes it (``sha1Hash`` and/or ``sha256Hash``, ``size``) and a
 ``.built.json`` written last, which records the parameters the folder was built from. A folder
 is rebuilt only when those parameters change (or the build never finished).
 
-- ``big``: one file of pseudo-random bytes (incompressible).
+- ``big``: one file of pseudo-random bytes (incompressible), served as two artifacts: one
+  declaring its sha256 (``digests=sha256``), as Hugging Face's and pooch's users do, and one
+  declaring sha1 and sha256 (``digests=sha1+sha256``), which makes ``prepare`` compute both.
 - ``archive``: two artifacts, ``format=gz`` and ``format=zst``, each one item, a tar of the same
   mixed content: a few large weight-like shards (float32-like bytes: random mantissas, a narrow
   range of exponents, so they compress about as little as real weights) plus many small files,
@@ -43,7 +45,7 @@ GROUP = "ai.djl.bench"
 VERSION = "1.0"
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
-GENERATOR = 1  # bump whenever generated content changes, so that cached folders are rebuilt
+GENERATOR = 2  # bump whenever generated content changes, so that cached folders are rebuilt
 BUILT_FILE = ".built.json"
 CHUNK = 4 * MIB
 TAR_MTIME = 1_700_000_000
@@ -94,6 +96,7 @@ class Served:
     items: tuple[Item, ...]
     content_files: int  # regular files once prepared
     content_size: int  # their bytes
+    digests: tuple[str, ...] = ("sha1", "sha256")  # declared in the metadata
 
     @property
     def mrl(self) -> MRL:
@@ -188,7 +191,10 @@ def _item(key: str, folder: Path, uri: str) -> Item:
 def _build_big(folder: Path, sizes: Sizes) -> list[Served]:
     _write(folder / "big.bin", _random_chunks("big", sizes.big_file))
     item = _item("weights", folder, "big.bin")
-    return [Served("big", "big", {}, (item,), 1, sizes.big_file)]
+    return [
+        Served("big", name, {"digests": "+".join(digests)}, (item,), 1, sizes.big_file, digests)
+        for name, digests in (("big", ("sha256",)), ("big_sha1_sha256", ("sha1", "sha256")))
+    ]
 
 
 @dataclass(frozen=True)
@@ -324,8 +330,8 @@ def _metadata(artifact_id: str, served: list[Served]) -> dict[str, Any]:
                 "files": {
                     item.key: {
                         "uri": item.uri,
-                        "sha1Hash": item.sha1,
-                        "sha256Hash": item.sha256,
+                        **({"sha1Hash": item.sha1} if "sha1" in artifact.digests else {}),
+                        **({"sha256Hash": item.sha256} if "sha256" in artifact.digests else {}),
                         "size": item.size,
                     }
                     for item in artifact.items
@@ -344,7 +350,13 @@ def _load(built: Path, params: dict[str, Any]) -> list[Served] | None:
     if record.get("params") != params:
         return None
     return [
-        Served(**{**artifact, "items": tuple(Item(**item) for item in artifact["items"])})
+        Served(
+            **{
+                **artifact,
+                "items": tuple(Item(**item) for item in artifact["items"]),
+                "digests": tuple(artifact["digests"]),
+            }
+        )
         for artifact in record["artifacts"]
     ]
 
