@@ -112,12 +112,13 @@ def source_reader(
 
 
 def file_record_algorithm(digests: Mapping[str, str]) -> str:
-    """Which source digest records a downloaded file moved into place: the strongest computed.
+    """Which source digest records a downloaded file moved into place: the strongest computed
+    (:func:`source_algorithms` computes sha1, sha256 or both).
 
     >>> file_record_algorithm({"sha1": "a", "sha256": "b"})
     'sha256'
     """
-    return "sha256" if "sha256" in digests else min(digests)
+    return "sha256" if "sha256" in digests else "sha1"
 
 
 def wants_whole_file(item: Item) -> bool:
