@@ -154,12 +154,12 @@ class HashingReader(io.RawIOBase):
 class _BackgroundHashing:
     """One thread per digest, fed through a ring of reused buffers.
 
-    hashlib releases the GIL on large updates, so each cryptographic digest runs in a thread
-    of its own, beside the thread that receives the bytes and writes them to disk. Bytes are
-    copied into the ring's current buffer; each full buffer goes to every thread and back to
-    the ring once the last of them has hashed it. (Handing the threads the received chunks
-    themselves kept each one alive until the slower thread was done, so the allocator gave
-    the freed memory back to the system and the chunks received next landed on fresh pages:
+    hashlib releases the GIL on large updates, so each digest runs in a thread of its own,
+    beside the thread that receives the bytes and writes them to disk. Bytes are copied into
+    the ring's current buffer; each full buffer goes to every thread and back to the ring once
+    the last of them has hashed it. (Handing the threads the received chunks themselves kept
+    each one alive until the slower thread was done, so the allocator gave the freed memory
+    back to the system and the chunks received next landed on fresh pages:
     35,000 page faults per GiB in the receiving thread. The copy costs less, about 0.05 s per
     GiB, and every chunk is freed where it was made.)
     """
